@@ -1,0 +1,271 @@
+// Boot benchmark: time from "start a VM" to the guest's first instruction, three ways, interleaved:
+//   warm  — createVm() in this process (vCPU worker pool already up) -> the guest's boot-timer write
+//           (Vm.bootTimer.sinceCreateNs);
+//   cold  — a fresh `kata-ts boot --json` process -> its boot-timer write (CLOCK_MONOTONIC, the same
+//           clock as this process's hrtime) minus our hrtime just before spawn;
+//   qemu  — QEMU microvm with KVM -> the first "B" on its stdout.
+// The guest is tests/payloads/bench.S ("B\n" on COM1, 123 on port 0x440, exit on 0xf4).
+// Also measures the in-process VMM's memory overhead: RSS growth across a warm boot minus the guest
+// RAM the host actually backs. Writes bench/results/boot.{json,md,svg}.
+//
+// Usage: node dist/bench/boot.js [--runs N]   (N >= 1, default 10)
+
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { cpus, release, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildPayloadFile } from '../tests/payloads/build.js';
+import { createVm } from '../src/vmm/vm.js';
+import { roundSummary, summarize, type Summary } from './lib/stats.js';
+import { renderChart } from './lib/svg.js';
+
+const GUEST_MIB = 128;
+const SAFETY_MS = 60_000;
+const GOAL_WARM_RATIO = 0.25;
+const GOAL_COLD_RATIO = 2;
+const GOAL_OVERHEAD_MIB = 5;
+
+const here = dirname(fileURLToPath(import.meta.url));
+// dist/bench/boot.js -> repo root is two levels up; bench/boot.ts (run from source) -> one level.
+const repoRoot = existsSync(join(here, '../../package.json')) ? resolve(here, '../..') : resolve(here, '..');
+const resultsDir = join(repoRoot, 'bench', 'results');
+const cliPath = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
+
+class BenchRunFailed extends Error {
+  constructor(series: string, detail: string) {
+    super(`${series} run failed: ${detail}`);
+    this.name = 'BenchRunFailed';
+  }
+}
+
+function parseRuns(argv: string[]): number {
+  const i = argv.indexOf('--runs');
+  if (i < 0) return 10;
+  const n = Number(argv[i + 1]);
+  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new RangeError(`--runs must be an integer from 1 to 1000 (got ${String(argv[i + 1])})`);
+  return n;
+}
+
+function kvmOpens(): boolean {
+  try {
+    closeSync(openSync('/dev/kvm', 'r+'));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function hasCommand(cmd: string, args: string[]): string | undefined {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n')[0];
+  } catch {
+    return undefined;
+  }
+}
+
+interface WarmSample {
+  ms: number;
+  overheadBytes: number;
+}
+
+/** One in-process boot; memory is sampled synchronously when the boot-timer event arrives (VM still alive). */
+async function warmRun(kernel: Uint8Array): Promise<WarmSample> {
+  const rssBefore = process.memoryUsage().rss;
+  const vm = await createVm({ kernel, memoryMiB: GUEST_MIB });
+  let overheadBytes = Number.NaN;
+  vm.once('boot-timer', () => {
+    overheadBytes = process.memoryUsage().rss - rssBefore - vm.residentGuestBytes();
+  });
+  const timer = setTimeout(() => void vm.stop(), SAFETY_MS);
+  vm.start();
+  const exit = await vm.wait();
+  clearTimeout(timer);
+  if (exit.kind !== 'debug-exit' || exit.status !== 0) throw new BenchRunFailed('warm', `guest ended with ${JSON.stringify(exit)}`);
+  if (!vm.bootTimer) throw new BenchRunFailed('warm', 'the guest never wrote the boot timer');
+  return { ms: Number(vm.bootTimer.sinceCreateNs) / 1e6, overheadBytes };
+}
+
+/** Spawns a process and resolves when `ready(stdoutSoFar)` returns a value, then waits for its exit. */
+function spawnTimed<T>(series: string, cmd: string, args: string[], ready: (out: string) => T | undefined): Promise<T> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    let result: T | undefined;
+    const timer = setTimeout(() => child.kill('SIGKILL'), SAFETY_MS);
+    child.stdout.on('data', (b: Buffer) => {
+      out += b.toString('latin1');
+      if (result === undefined) result = ready(out);
+    });
+    child.stderr.on('data', (b: Buffer) => (err += b.toString('latin1')));
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new BenchRunFailed(series, `${cmd}: ${e.message}`));
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (result === undefined) result = ready(out);
+      if (result === undefined) {
+        reject(new BenchRunFailed(series, `${cmd} exited (code ${String(code)}, signal ${String(signal)}) without the boot marker; stderr: ${err.slice(-500)}`));
+      } else {
+        resolvePromise(result);
+      }
+    });
+  });
+}
+
+async function coldRun(payloadPath: string): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  const bootNs = await spawnTimed('cold', process.execPath, [cliPath, 'boot', '--kernel', payloadPath, '--memory', String(GUEST_MIB), '--json'], (out) => {
+    for (const line of out.split('\n')) {
+      const m = /"boot_timer_monotonic_ns"\s*:\s*"?(\d+)"?/.exec(line);
+      if (m) return BigInt(m[1]!);
+    }
+    return undefined;
+  });
+  return Number(bootNs - t0) / 1e6;
+}
+
+async function qemuRun(payloadPath: string): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  const args = ['-M', 'microvm,acpi=off,x-option-roms=off', '-accel', 'kvm', '-cpu', 'host,-arch-capabilities', '-m', String(GUEST_MIB),
+    '-nodefaults', '-no-user-config', '-nographic', '-serial', 'stdio', '-kernel', payloadPath,
+    '-device', 'isa-debug-exit,iobase=0xf4,iosize=4'];
+  const tB = await spawnTimed('qemu', 'qemu-system-x86_64', args, (out) => (out.includes('B') ? process.hrtime.bigint() : undefined));
+  return Number(tB - t0) / 1e6;
+}
+
+function fmt(x: number | undefined, digits = 2): string {
+  return x === undefined || Number.isNaN(x) ? 'n/a' : x.toFixed(digits);
+}
+
+async function main(): Promise<void> {
+  const runs = parseRuns(process.argv.slice(2));
+  const payloadPath = await buildPayloadFile('bench');
+  const kernel = new Uint8Array(await readFile(payloadPath));
+  const notes: string[] = [];
+
+  const haveKvm = kvmOpens();
+  const qemuVersion = hasCommand('qemu-system-x86_64', ['--version']);
+  const doWarm = haveKvm;
+  const doCold = haveKvm && existsSync(cliPath);
+  const doQemu = haveKvm && qemuVersion !== undefined;
+  if (!haveKvm) notes.push('/dev/kvm does not open: warm, cold and qemu series skipped');
+  if (haveKvm && !existsSync(cliPath)) notes.push(`cold series skipped: ${cliPath} not built (npm run build:ts)`);
+  if (haveKvm && qemuVersion === undefined) notes.push('qemu series skipped: qemu-system-x86_64 not on PATH');
+
+  const warm: number[] = [];
+  const overhead: number[] = [];
+  const cold: number[] = [];
+  const qemu: number[] = [];
+
+  // One discarded warm-up of each series: fills the vCPU worker pool, the page cache and QEMU's
+  // shared libraries so that every recorded run sees the same starting state.
+  if (doWarm) await warmRun(kernel);
+  let firstOverheadBytes: number | undefined;
+  if (doCold) await coldRun(payloadPath);
+  if (doQemu) await qemuRun(payloadPath);
+
+  for (let i = 0; i < runs; i++) {
+    // rotate the order so no series always runs right after another
+    const order = [0, 1, 2].map((k) => (k + i) % 3);
+    for (const which of order) {
+      if (which === 0 && doWarm) {
+        const s = await warmRun(kernel);
+        warm.push(s.ms);
+        overhead.push(s.overheadBytes / 2 ** 20);
+        if (firstOverheadBytes === undefined) firstOverheadBytes = s.overheadBytes;
+      } else if (which === 1 && doCold) {
+        cold.push(await coldRun(payloadPath));
+      } else if (which === 2 && doQemu) {
+        qemu.push(await qemuRun(payloadPath));
+      }
+    }
+    process.stderr.write(`run ${String(i + 1)}/${String(runs)}: warm ${fmt(warm.at(-1))} ms, cold ${fmt(cold.at(-1))} ms, qemu ${fmt(qemu.at(-1))} ms\n`);
+  }
+
+  const sWarm = warm.length ? roundSummary(summarize(warm)) : undefined;
+  const sCold = cold.length ? roundSummary(summarize(cold)) : undefined;
+  const sQemu = qemu.length ? roundSummary(summarize(qemu)) : undefined;
+  const sOver = overhead.length ? roundSummary(summarize(overhead)) : undefined;
+  const warmRatio = sWarm && sQemu ? sWarm.median / sQemu.median : undefined;
+  const coldRatio = sCold && sQemu ? sCold.median / sQemu.median : undefined;
+
+  const machine = {
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    memory_gib: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    kernel: release(),
+    node: process.version,
+    qemu: qemuVersion ?? null,
+    kvm: existsSync('/sys/module/kvm_pvm') ? 'kvm_pvm (software virtualizer)' : existsSync('/sys/module/kvm_intel') ? 'kvm_intel' : existsSync('/sys/module/kvm_amd') ? 'kvm_amd' : haveKvm ? 'kvm' : 'none',
+  };
+  const json = {
+    warm_ms: sWarm ?? null,
+    cold_ms: sCold ?? null,
+    qemu_ms: sQemu ?? null,
+    overhead_mib: sOver ? sOver.median : null,
+    overhead_mib_runs: sOver ?? null,
+    ratios: { warm_vs_qemu: warmRatio ?? null, cold_vs_qemu: coldRatio ?? null },
+    goals: { warm_vs_qemu_max: GOAL_WARM_RATIO, cold_vs_qemu_max: GOAL_COLD_RATIO, overhead_mib_max: GOAL_OVERHEAD_MIB },
+    guest: { payload: 'tests/payloads/bench.S', memory_mib: GUEST_MIB, vcpus: 1 },
+    runs,
+    notes,
+    machine,
+    date: new Date().toISOString(),
+  };
+
+  const verdict = (ok: boolean | undefined): string => (ok === undefined ? 'n/a' : ok ? 'met' : 'missed');
+  const row = (name: string, s: Summary | undefined, ratio: string, goal: string, ok: boolean | undefined): string =>
+    `| ${name} | ${fmt(s?.median)} | ${fmt(s?.p90)} | ${fmt(s?.min)} | ${ratio} | ${goal} | ${verdict(ok)} |`;
+  const md = [
+    '# Boot benchmark',
+    '',
+    `Guest: \`tests/payloads/bench.S\` (writes "B\\n" to COM1 and 123 to the boot-timer port, then exits), ${String(GUEST_MIB)} MiB, 1 vCPU.`,
+    `${String(runs)} interleaved runs per series after one discarded warm-up each. Times are to the guest's first instructions.`,
+    '',
+    '| series | median ms | p90 ms | min ms | vs QEMU (median) | goal | goal status |',
+    '|---|---:|---:|---:|---:|---|---|',
+    row('warm (in-process createVm → boot timer)', sWarm, warmRatio === undefined ? 'n/a' : `${warmRatio.toFixed(3)}x`, `<= ${String(GOAL_WARM_RATIO)}x QEMU`, warmRatio === undefined ? undefined : warmRatio <= GOAL_WARM_RATIO),
+    row('cold (`kata-ts boot` process → boot timer)', sCold, coldRatio === undefined ? 'n/a' : `${coldRatio.toFixed(3)}x`, `<= ${String(GOAL_COLD_RATIO)}x QEMU`, coldRatio === undefined ? undefined : coldRatio <= GOAL_COLD_RATIO),
+    row('QEMU microvm, KVM (spawn → first "B" on stdout)', sQemu, '1x', '—', undefined),
+    '',
+    '| memory | median MiB | p90 MiB | min MiB | goal | goal status |',
+    '|---|---:|---:|---:|---|---|',
+    `| warm VMM overhead (RSS growth − resident guest RAM) | ${fmt(sOver?.median)} | ${fmt(sOver?.p90)} | ${fmt(sOver?.min)} | <= ${String(GOAL_OVERHEAD_MIB)} MiB | ${verdict(sOver ? sOver.median <= GOAL_OVERHEAD_MIB : undefined)} |`,
+    '',
+    `First recorded warm run's overhead: ${fmt(firstOverheadBytes === undefined ? undefined : firstOverheadBytes / 2 ** 20)} MiB.`,
+    '',
+    `Machine: ${machine.cpu}, ${String(machine.cores)} cores, ${String(machine.memory_gib)} GiB, Linux ${machine.kernel}, Node ${machine.node}, ` +
+      `KVM: ${machine.kvm}, ${machine.qemu ?? 'no QEMU'}. Date: ${json.date}.`,
+    ...(notes.length ? ['', ...notes.map((n) => `- ${n}`)] : []),
+    '',
+    '![boot times](boot.svg)',
+    '',
+  ].join('\n');
+
+  const series = [
+    ...(sWarm ? [{ label: 'warm (in-process)', summary: sWarm, color: '#2b7bb9', ...(sQemu ? { goal: { value: sQemu.median * GOAL_WARM_RATIO, label: `goal ${String(GOAL_WARM_RATIO)}x QEMU` } } : {}) }] : []),
+    ...(sCold ? [{ label: 'cold (new process)', summary: sCold, color: '#e08a1e', ...(sQemu ? { goal: { value: sQemu.median * GOAL_COLD_RATIO, label: `goal ${String(GOAL_COLD_RATIO)}x QEMU` } } : {}) }] : []),
+    ...(sQemu ? [{ label: 'QEMU microvm (KVM)', summary: sQemu, color: '#6a6a6a' }] : []),
+  ];
+  await mkdir(resultsDir, { recursive: true });
+  await writeFile(join(resultsDir, 'boot.json'), JSON.stringify(json, null, 2) + '\n');
+  await writeFile(join(resultsDir, 'boot.md'), md);
+  if (series.length) {
+    await writeFile(join(resultsDir, 'boot.svg'), renderChart({
+      title: `Time to first guest instruction (${String(runs)} runs each)`,
+      unit: 'milliseconds (bar = median, whisker = min..p90, dots = runs)',
+      series,
+      notes: [`${machine.cpu} · ${machine.kvm} · ${json.date}`, ...notes],
+    }));
+  }
+  process.stdout.write(md);
+}
+
+main().catch((e: Error) => {
+  console.error(e.message);
+  process.exitCode = 1;
+});

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Install what kata-ts needs on Debian 12 (run as root): the addon toolchain, the guest kernel build
+# dependencies, the static init's toolchain and QEMU (the comparison backend and the payload cross-check).
+set -euo pipefail
+PKGS=(build-essential python3 binutils linux-source-6.1 bc flex bison libelf-dev libssl-dev dwarves
+      busybox-static cpio qemu-system-x86 xz-utils)
+missing=()
+for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
+if ((${#missing[@]})); then
+  echo "kata-ts: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi

@@ -1,0 +1,120 @@
+// `kata-ts boot`: run one microVM in this process, stream its console, report the boot timer and exit
+// with the guest's status.
+
+import { closeSync, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { checkHost } from '../vmm/host-check.js';
+import { applyQuirks, loadQuirksProfile } from '../vmm/host-quirks.js';
+import { createVm, type VmExitReason } from '../vmm/vm.js';
+
+export const DEFAULT_CMDLINE = 'console=ttyS0 reboot=k panic=1 8250.nr_uarts=1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd';
+
+export interface BootOptions {
+  kernel: string;
+  initrd?: string;
+  cmdline?: string;
+  vcpus: number;
+  memory: number;
+  console?: string;
+  timeout?: number;
+  quirks: string;
+  json?: boolean;
+}
+
+/** The process exit status for a VM exit. */
+export function exitStatus(r: VmExitReason): number {
+  switch (r.kind) {
+    case 'debug-exit':
+      return r.status & 0xff;
+    case 'reset':
+    case 'shutdown':
+      return 0; // the guest powered off or rebooted (reboot=k): a clean stop
+    case 'stopped':
+      return 124; // stopped by --timeout
+    case 'error':
+      return 1;
+  }
+}
+
+function readInput(path: string, what: string, hint: string): Uint8Array {
+  if (!existsSync(path)) throw new Error(`${what} not found: ${path} (${hint})`);
+  return readFileSync(path);
+}
+
+function chooseQuirks(flag: string): string | null {
+  if (flag === 'none') return null;
+  if (flag !== 'auto') return flag;
+  const r = checkHost({ probe: false });
+  if (r.virtualization === 'software') return 'pvm';
+  if (r.evidence.cpu_flags.some((f) => f === 'vmx' || f === 'svm')) return null;
+  // neither a known software virtualizer nor CPU flags: measure
+  return checkHost({ probe: true }).quirks_profile;
+}
+
+export async function bootCommand(o: BootOptions): Promise<number> {
+  const kernel = readInput(o.kernel, 'kernel', 'build one with `npm run --silent guest:kernel` or pass --kernel PATH');
+  const initrd = o.initrd ? readInput(o.initrd, 'initrd', 'build one with `npm run --silent guest:initrd`') : undefined;
+  let cmdline = o.cmdline ?? DEFAULT_CMDLINE;
+  const quirks = chooseQuirks(o.quirks);
+  if (quirks) {
+    const profile = loadQuirksProfile(quirks);
+    cmdline = applyQuirks(cmdline, profile);
+    process.stderr.write(`kata-ts: software KVM detected: adding host-quirks profile '${quirks}' (${profile.cmdline.join(' ')})\n`);
+  }
+
+  const consoleFd = o.console ? openSync(o.console, 'w') : 1;
+  const vm = await createVm({
+    kernel,
+    ...(initrd ? { initrd } : {}),
+    cmdline,
+    vcpus: o.vcpus,
+    memoryMiB: o.memory,
+    debugPorts: true,
+    console: (bytes) => {
+      writeSync(consoleFd, bytes);
+    },
+  });
+
+  // interactive console: raw terminal input goes to COM1; Ctrl-] stops the VM
+  const interactive = process.stdin.isTTY === true && !o.console;
+  const onInput = (buf: Buffer): void => {
+    if (buf.includes(0x1d)) void vm.stop();
+    else vm.sendConsoleInput(buf);
+  };
+  if (interactive) {
+    process.stdin.setRawMode(true);
+    process.stdin.on('data', onInput);
+  }
+  const timer = o.timeout ? setTimeout(() => void vm.stop(), o.timeout * 1000) : undefined;
+  vm.on('boot-timer', (b: { sinceCreateNs: bigint; processCpuUs: number }) => {
+    process.stderr.write(
+      `kata-ts: boot timer: guest wrote ${(Number(b.sinceCreateNs) / 1e6).toFixed(3)} ms after VM creation ` +
+        `(process CPU ${(b.processCpuUs / 1000).toFixed(1)} ms)\n`,
+    );
+  });
+
+  vm.start();
+  const reason = await vm.wait();
+  if (timer) clearTimeout(timer);
+  if (interactive) {
+    process.stdin.setRawMode(false);
+    process.stdin.off('data', onInput);
+    process.stdin.pause();
+  }
+  if (consoleFd !== 1) closeSync(consoleFd);
+
+  const status = exitStatus(reason);
+  if (reason.kind === 'error') process.stderr.write(`kata-ts: VM failed on vCPU ${reason.vcpu}: ${reason.message}\n`);
+  else if (reason.kind === 'stopped' && o.timeout) process.stderr.write(`kata-ts: VM stopped after the ${o.timeout} s timeout\n`);
+  if (o.json) {
+    process.stdout.write(
+      JSON.stringify({
+        exit: reason,
+        status,
+        boot_timer_monotonic_ns: vm.bootTimer ? vm.bootTimer.monotonicNs.toString() : null,
+        boot_timer_ms: vm.bootTimer ? Number(vm.bootTimer.sinceCreateNs) / 1e6 : null,
+        cmdline,
+      }) + '\n',
+    );
+  }
+  return status;
+}

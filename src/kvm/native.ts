@@ -1,0 +1,129 @@
+// The hand-written type of the C++ addon (native/addon.cc). The addon mirrors the kernel: file
+// descriptors are numbers, kernel structs cross the boundary as byte buffers of their exact size
+// (encoded/decoded in src/kvm/structs.ts), 64-bit quantities are bigint. No policy lives in C++.
+//
+// Every entry point checks its arguments and throws TypeError on a wrong type or buffer size.
+// A failing syscall throws a NativeError-shaped Error: { message, code: 'EINVAL', errno: 22, syscall: 'KVM_RUN' }.
+
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** An Error thrown by the addon when a syscall fails. */
+export interface NativeError extends Error {
+  /** errno name, e.g. 'EINVAL' */
+  code: string;
+  /** positive errno */
+  errno: number;
+  /** the ioctl or syscall name, e.g. 'KVM_CREATE_VM' */
+  syscall: string;
+}
+
+/** A mapping the addon created; `buffer` is an external ArrayBuffer over [addr, addr+size). */
+export interface NativeMapping {
+  addr: bigint;
+  size: number;
+  buffer: ArrayBuffer;
+}
+
+export interface NativeAddon {
+  // --- plain fds
+  /** open(path, O_RDWR|O_CLOEXEC); returns the fd. */
+  openDevice(path: string): number;
+  close(fd: number): void;
+
+  // --- /dev/kvm (system ioctls)
+  getApiVersion(kvmFd: number): number;
+  checkExtension(fd: number, cap: number): number;
+  createVm(kvmFd: number, type: number): number;
+  getVcpuMmapSize(kvmFd: number): number;
+  /** KVM_GET_SUPPORTED_CPUID; returns nent * 40 bytes of struct kvm_cpuid_entry2. */
+  getSupportedCpuid(kvmFd: number, maxEntries: number): Uint8Array;
+
+  // --- VM ioctls
+  createVcpu(vmFd: number, id: number): number;
+  setUserMemoryRegion(vmFd: number, slot: number, flags: number, guestPhysAddr: bigint, memorySize: bigint, userspaceAddr: bigint): void;
+  createIrqchip(vmFd: number): void;
+  /** KVM_CREATE_PIT2 with struct kvm_pit_config { flags } */
+  createPit2(vmFd: number, flags: number): void;
+  setTssAddr(vmFd: number, addr: number): void;
+  setIdentityMapAddr(vmFd: number, addr: bigint): void;
+  /** KVM_IRQFD: flags 0 assigns, KVM_IRQFD_FLAG_DEASSIGN (1) removes. */
+  irqfd(vmFd: number, eventFd: number, gsi: number, flags: number): void;
+  /** KVM_IOEVENTFD; datamatch null means "any value" (no DATAMATCH flag). flags: KVM_IOEVENTFD_FLAG_* except DATAMATCH. */
+  ioeventfd(vmFd: number, eventFd: number, addr: bigint, len: number, datamatch: bigint | null, flags: number): void;
+  /** KVM_IRQ_LINE */
+  irqLine(vmFd: number, irq: number, level: number): void;
+
+  // --- vCPU ioctls
+  /** struct kvm_regs, 144 bytes */
+  getRegs(vcpuFd: number): Uint8Array;
+  setRegs(vcpuFd: number, regs: Uint8Array): void;
+  /** struct kvm_sregs, 312 bytes */
+  getSregs(vcpuFd: number): Uint8Array;
+  setSregs(vcpuFd: number, sregs: Uint8Array): void;
+  /** KVM_GET_MSRS for the given indices; returns the values in order. Throws if the kernel returns fewer. */
+  getMsrs(vcpuFd: number, indices: number[]): bigint[];
+  /** KVM_SET_MSRS; returns how many were set (the kernel's return value). */
+  setMsrs(vcpuFd: number, indices: number[], values: bigint[]): number;
+  /** KVM_SET_CPUID2 with entries = n * 40 bytes of struct kvm_cpuid_entry2. */
+  setCpuid2(vcpuFd: number, entries: Uint8Array): void;
+  /** struct kvm_lapic_state, 1024 bytes */
+  getLapic(vcpuFd: number): Uint8Array;
+  setLapic(vcpuFd: number, lapic: Uint8Array): void;
+  /**
+   * KVM_RUN. Returns 0 on a normal exit (read the reason from the kvm_run page) or the positive errno
+   * EINTR / EAGAIN when interrupted (kick signal, immediate_exit). Other failures throw.
+   */
+  run(vcpuFd: number): number;
+
+  // --- memory
+  /** mmap(NULL, size, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE (+MAP_SHARED if shared)). */
+  mmapAnonymous(size: number, shared: boolean): NativeMapping;
+  /** mmap(NULL, size, prot, flags, fd, offset): used for kvm_run pages and file-backed memory. */
+  mmapFd(fd: number, size: number, prot: number, flags: number, offset: number): NativeMapping;
+  /**
+   * Wrap [addr, addr+size) of a live mapping this process's addon created as a new external ArrayBuffer
+   * (for worker threads). Throws RangeError unless the range lies inside one registered mapping.
+   */
+  wrapMapping(addr: bigint, size: number): ArrayBuffer;
+  /** munmap a whole registered mapping. Callers must first stop every thread that wraps it. */
+  munmap(addr: bigint): void;
+  /** madvise(MADV_DONTNEED) is not needed yet; resident set of a mapping in bytes via mincore(). */
+  residentBytes(addr: bigint, size: number): number;
+
+  // --- eventfd
+  eventfd(initval: number, flags: number): number;
+  /** write(fd, u64) */
+  eventfdWrite(fd: number, value: bigint): void;
+  /** read(fd) -> u64, or null on EAGAIN (non-blocking fd with count 0). */
+  eventfdRead(fd: number): bigint | null;
+
+  // --- vCPU kicks (DESIGN decision 4)
+  /** Install a no-op SA_SIGINFO handler (without SA_RESTART) for `signo`; idempotent. */
+  installKickHandler(signo: number): void;
+  /** SIGRTMIN of this libc (kick signal = SIGRTMIN + n). */
+  sigrtmin(): number;
+  /** pthread_self() of the calling thread, as a bigint handle. */
+  threadSelf(): bigint;
+  /** pthread_kill(thread, signo). */
+  threadKill(thread: bigint, signo: number): void;
+}
+
+let cached: NativeAddon | undefined;
+
+/** Load the addon built by node-gyp (build/Release/kata_ts_native.node). */
+export function loadNative(): NativeAddon {
+  if (cached) return cached;
+  const here = dirname(fileURLToPath(import.meta.url));
+  // dist/src/kvm -> repo root, or src/kvm -> repo root
+  const candidates = [join(here, '../../../build/Release/kata_ts_native.node'), join(here, '../../build/Release/kata_ts_native.node')];
+  const path = candidates.find((p) => existsSync(p));
+  if (!path) {
+    throw new Error('native addon not built: run `npm ci` (or `npm run build:native`) in the kata-ts checkout');
+  }
+  const req = createRequire(import.meta.url);
+  cached = req(path) as NativeAddon;
+  return cached;
+}

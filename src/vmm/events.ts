@@ -1,0 +1,31 @@
+// Messages between the VM owner (main thread) and its vCPU workers, and the reasons a VM stops.
+
+/** Why a VM stopped. */
+export type VmExitReason =
+  | { kind: 'reset' } // guest asked for a reset (i8042 0xFE, KVM system event) — Linux `reboot` with reboot=k
+  | { kind: 'shutdown' } // triple fault or a KVM shutdown system event
+  | { kind: 'debug-exit'; status: number } // guest wrote a status to the debug exit port
+  | { kind: 'stopped' } // the host called stop()
+  | { kind: 'error'; message: string; vcpu: number };
+
+/** Posted by a vCPU worker to its VM's port. */
+export type VcpuEvent =
+  | { type: 'ready'; vcpuId: number; thread: bigint }
+  | { type: 'console'; bytes: Uint8Array }
+  | { type: 'debugcon'; bytes: Uint8Array }
+  | { type: 'test-value'; value: number }
+  | { type: 'boot-timer'; monotonicNs: bigint; processCpuUs: number }
+  | { type: 'stop-request'; vcpuId: number; reason: VmExitReason }
+  | { type: 'paused'; vcpuId: number }
+  | { type: 'stopped'; vcpuId: number; exits: number };
+
+/** Control word values in the per-vCPU control SharedArrayBuffer (index CONTROL_STATE). */
+export const enum Control {
+  Idle = 0,
+  Run = 1,
+  Pause = 2,
+  Stop = 3,
+}
+export const CONTROL_STATE = 0;
+/** Int32 slots in a control SharedArrayBuffer. */
+export const CONTROL_WORDS = 4;

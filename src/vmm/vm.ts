@@ -1,0 +1,396 @@
+// The in-process microVM: createVm() builds a KVM VM in this process (memory, in-kernel irqchip and PIT,
+// PVH boot state, vCPUs with CPUID/MSRs/LAPIC) and hands each vCPU to a pooled worker thread. The Vm owns
+// every resource it made and frees all of them (workers back to the pool, fds, mappings) when it stops.
+
+import { EventEmitter } from 'node:events';
+import { MessageChannel, type MessagePort as WorkerMessagePort, type Worker } from 'node:worker_threads';
+import { filterCpuid } from '../arch/x86_64/cpuid.js';
+import { setLint } from '../arch/x86_64/lapic.js';
+import { COM1_IRQ, IDENTITY_MAP_ADDR, KVM_TSS_ADDR, ramRegions } from '../arch/x86_64/layout.js';
+import { bootMsrs } from '../arch/x86_64/msrs.js';
+import { pvhBootRegs, pvhBootSregs } from '../arch/x86_64/regs.js';
+import { setupPvhBoot } from '../boot/setup.js';
+import { EventFd } from '../kvm/eventfd.js';
+import { Kvm } from '../kvm/kvm.js';
+import { loadNative, type NativeAddon, type NativeMapping } from '../kvm/native.js';
+import { setImmediateExit } from '../kvm/run.js';
+import type { CpuidEntry } from '../kvm/types.js';
+import type { VcpuFd } from '../kvm/vcpu-fd.js';
+import type { VmFd } from '../kvm/vm-fd.js';
+import { GuestMemory } from '../memory/guest-memory.js';
+import { createSerialState, SerialState, serialPushInput } from './devices/serial.js';
+import { Control, CONTROL_STATE, CONTROL_WORDS, type VcpuEvent, type VmExitReason } from './events.js';
+import { defaultVcpuPool, type VcpuPool } from './vcpu-pool.js';
+import type { VcpuRunRequest } from './vcpu-protocol.js';
+
+export type { VmExitReason } from './events.js';
+
+export interface VmOptions {
+  /** ELF64 vmlinux (or test payload) with a Xen PVH entry note */
+  kernel: Uint8Array;
+  initrd?: Uint8Array;
+  cmdline?: string;
+  vcpus?: number;
+  memoryMiB?: number;
+  /** COM1 output sink */
+  console?: (bytes: Uint8Array) => void;
+  /** register the test/debug ports (0xe9, 0xea, 0xf4); default true */
+  debugPorts?: boolean;
+  pool?: VcpuPool;
+}
+
+export interface BootTimerRecord {
+  /** CLOCK_MONOTONIC at the guest's write, ns (same clock as process.hrtime.bigint() in any process) */
+  monotonicNs: bigint;
+  /** since createVm() was called */
+  sinceCreateNs: bigint;
+  /** this process's user+system CPU time at the write */
+  processCpuUs: number;
+}
+
+/** The vCPU life cycle as the owner sees it. */
+export type VcpuState = 'created' | 'running' | 'paused' | 'stopped';
+
+export class VmConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'VmConfigError';
+  }
+}
+
+const MIN_MEMORY_MIB = 16;
+const PIT_SPEAKER_DUMMY = 1; // KVM_PIT_SPEAKER_DUMMY: port 0x61 handled in the kernel
+const MAX_CONSOLE_TEXT = 4 << 20;
+
+// ---- process-wide KVM state: /dev/kvm opened once, the supported CPUID read once
+let kvmSingleton: Kvm | undefined;
+let supportedCpuid: CpuidEntry[] | undefined;
+let vcpuMmapSize = 0;
+let kickSignal = 0;
+
+function processKvm(native: NativeAddon): Kvm {
+  if (!kvmSingleton) {
+    const kvm = Kvm.open(native);
+    supportedCpuid = kvm.supportedCpuid();
+    vcpuMmapSize = kvm.vcpuMmapSize();
+    kickSignal = native.sigrtmin() + 2;
+    native.installKickHandler(kickSignal);
+    kvmSingleton = kvm;
+  }
+  return kvmSingleton;
+}
+
+interface VcpuSlot {
+  id: number;
+  fd: VcpuFd;
+  run: NativeMapping;
+  runView: DataView;
+  control: Int32Array;
+  worker?: Worker;
+  thread?: bigint;
+  state: VcpuState;
+}
+
+/** Undo stack for partial construction: whatever was made is released in reverse order on failure. */
+class Cleanup {
+  private readonly steps: Array<() => void> = [];
+  push(step: () => void): void {
+    this.steps.push(step);
+  }
+  run(): void {
+    while (this.steps.length) {
+      try {
+        this.steps.pop()!();
+      } catch {
+        // keep releasing the rest
+      }
+    }
+  }
+}
+
+export class Vm extends EventEmitter {
+  consoleText = '';
+  debugOutput = '';
+  readonly testValues: number[] = [];
+  bootTimer: BootTimerRecord | undefined;
+
+  private exitReason: VmExitReason | undefined;
+  private stopping = false;
+  private finished = false;
+  private readonly done: Promise<VmExitReason>;
+  private resolveDone!: (r: VmExitReason) => void;
+  private stoppedCount = 0;
+  private pausedCount = 0;
+  private pauseWaiters: Array<() => void> = [];
+
+  /** @internal use createVm() */
+  constructor(
+    private readonly native: NativeAddon,
+    private readonly vmFd: VmFd,
+    readonly memory: GuestMemory,
+    private readonly mappings: NativeMapping[],
+    private readonly vcpus: VcpuSlot[],
+    private readonly serial: SerialState,
+    private readonly serialIrq: EventFd,
+    private readonly createdNs: bigint,
+    private readonly opts: VmOptions,
+    private readonly ports: WorkerMessagePort[],
+    private readonly cleanup: Cleanup,
+  ) {
+    super();
+    this.done = new Promise((r) => (this.resolveDone = r));
+    for (const p of ports) p.on('message', (ev: VcpuEvent) => this.onEvent(ev));
+  }
+
+  get vcpuCount(): number {
+    return this.vcpus.length;
+  }
+
+  vcpuStates(): VcpuState[] {
+    return this.vcpus.map((v) => v.state);
+  }
+
+  /** Let every vCPU run. */
+  start(): void {
+    for (const v of this.vcpus) {
+      if (v.state !== 'created') throw new Error(`vCPU ${v.id} cannot start from state ${v.state}`);
+      v.state = 'running';
+      Atomics.store(v.control, CONTROL_STATE, Control.Run);
+      Atomics.notify(v.control, CONTROL_STATE);
+    }
+  }
+
+  /** Resolves with the reason once every vCPU stopped and every resource was released. */
+  wait(): Promise<VmExitReason> {
+    return this.done;
+  }
+
+  /** Stop the VM from the host side. */
+  stop(): Promise<VmExitReason> {
+    this.beginStop({ kind: 'stopped' });
+    return this.done;
+  }
+
+  /** Pause every vCPU (kicked out of KVM_RUN; they wait on their control word). */
+  async pause(): Promise<void> {
+    if (this.stopping) throw new Error('VM is stopping');
+    this.pausedCount = 0;
+    const wait = new Promise<void>((r) => this.pauseWaiters.push(r));
+    for (const v of this.vcpus) {
+      if (v.state !== 'running') throw new Error(`vCPU ${v.id} cannot pause from state ${v.state}`);
+      v.state = 'paused';
+      this.kick(v, Control.Pause);
+    }
+    await wait;
+  }
+
+  resume(): void {
+    for (const v of this.vcpus) {
+      if (v.state !== 'paused') throw new Error(`vCPU ${v.id} cannot resume from state ${v.state}`);
+      v.state = 'running';
+      Atomics.store(v.control, CONTROL_STATE, Control.Run);
+      Atomics.notify(v.control, CONTROL_STATE);
+    }
+  }
+
+  /** Console input (COM1 receive FIFO); returns how many bytes fit. */
+  sendConsoleInput(bytes: Uint8Array): number {
+    const { accepted, raiseIrq } = serialPushInput(this.serial, bytes);
+    if (raiseIrq && !this.finished) this.serialIrq.write(1n);
+    return accepted;
+  }
+
+  /** Bytes of guest RAM the host has actually backed (mincore). */
+  residentGuestBytes(): number {
+    if (this.finished) return 0;
+    return this.mappings.reduce((n, m) => n + this.native.residentBytes(m.addr, m.size), 0);
+  }
+
+  private kick(v: VcpuSlot, to: Control): void {
+    // order matters: the control word first, then immediate_exit, then the signal (DESIGN decision 4)
+    Atomics.store(v.control, CONTROL_STATE, to);
+    Atomics.notify(v.control, CONTROL_STATE);
+    setImmediateExit(v.runView, true);
+    if (v.thread !== undefined) {
+      try {
+        this.native.threadKill(v.thread, kickSignal);
+      } catch {
+        // the thread already left KVM_RUN for good
+      }
+    }
+  }
+
+  private beginStop(reason: VmExitReason): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.exitReason = reason;
+    for (const v of this.vcpus) {
+      v.state = 'stopped';
+      this.kick(v, Control.Stop);
+    }
+  }
+
+  private onEvent(ev: VcpuEvent): void {
+    switch (ev.type) {
+      case 'ready': {
+        const v = this.vcpus[ev.vcpuId];
+        if (v) {
+          v.thread = ev.thread;
+          // a stop requested before the thread was known still needs its signal
+          if (this.stopping) this.kick(v, Control.Stop);
+        }
+        break;
+      }
+      case 'console': {
+        this.opts.console?.(ev.bytes);
+        if (this.consoleText.length < MAX_CONSOLE_TEXT) this.consoleText += Buffer.from(ev.bytes).toString('latin1');
+        this.emit('console', ev.bytes);
+        break;
+      }
+      case 'debugcon':
+        this.debugOutput += Buffer.from(ev.bytes).toString('latin1');
+        break;
+      case 'test-value':
+        this.testValues.push(ev.value);
+        break;
+      case 'boot-timer':
+        if (!this.bootTimer) {
+          this.bootTimer = {
+            monotonicNs: ev.monotonicNs,
+            sinceCreateNs: ev.monotonicNs - this.createdNs,
+            processCpuUs: ev.processCpuUs,
+          };
+          this.emit('boot-timer', this.bootTimer);
+        }
+        break;
+      case 'stop-request':
+        this.beginStop(ev.reason);
+        break;
+      case 'paused':
+        if (++this.pausedCount === this.vcpus.length) {
+          for (const w of this.pauseWaiters.splice(0)) w();
+        }
+        break;
+      case 'stopped':
+        if (++this.stoppedCount === this.vcpus.length) this.finish();
+        break;
+    }
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    for (const p of this.ports) p.close();
+    // every worker left its loop: nothing wraps the mappings any more
+    this.cleanup.run();
+    const reason = this.exitReason ?? { kind: 'stopped' };
+    this.emit('exit', reason);
+    this.resolveDone(reason);
+  }
+}
+
+/**
+ * Build a microVM: KVM VM, guest RAM, PVH boot state, vCPUs on pooled workers (not yet running: call start()).
+ * On any failure everything made so far is released before the error propagates.
+ */
+export async function createVm(opts: VmOptions, native: NativeAddon = loadNative()): Promise<Vm> {
+  const createdNs = process.hrtime.bigint();
+  const nVcpus = opts.vcpus ?? 1;
+  const memoryMiB = opts.memoryMiB ?? 128;
+  if (!Number.isInteger(nVcpus) || nVcpus < 1 || nVcpus > 254) {
+    throw new VmConfigError(`--vcpus must be an integer from 1 to 254 (got ${nVcpus})`);
+  }
+  if (!Number.isInteger(memoryMiB) || memoryMiB < MIN_MEMORY_MIB || memoryMiB > 1 << 20) {
+    throw new VmConfigError(`--memory must be an integer number of MiB from ${MIN_MEMORY_MIB} to 1048576 (got ${memoryMiB})`);
+  }
+  const kvm = processKvm(native);
+  const pool = opts.pool ?? defaultVcpuPool;
+  const cleanup = new Cleanup();
+  const workers: Worker[] = [];
+  try {
+    const vmFd = kvm.createVm();
+    cleanup.push(() => vmFd.close());
+    vmFd.setTssAddr(KVM_TSS_ADDR);
+    vmFd.setIdentityMapAddr(IDENTITY_MAP_ADDR);
+    vmFd.createIrqchip();
+    vmFd.createPit2(PIT_SPEAKER_DUMMY);
+
+    // guest RAM: one anonymous mapping per region (below the MMIO gap, then above 4 GiB)
+    const mappings: NativeMapping[] = [];
+    const regions = ramRegions(memoryMiB * 1024 * 1024);
+    regions.forEach((r, slot) => {
+      const m = native.mmapAnonymous(r.size, false);
+      mappings.push(m);
+      cleanup.push(() => native.munmap(m.addr));
+      vmFd.setUserMemoryRegion({ slot, flags: 0, guestPhysAddr: r.base, size: r.size, userspaceAddr: m.addr });
+    });
+    const memory = new GuestMemory(regions.map((r, i) => ({ base: r.base, size: r.size, buffer: mappings[i]!.buffer })));
+
+    const boot = setupPvhBoot(memory, {
+      kernel: opts.kernel,
+      ...(opts.initrd ? { initrd: opts.initrd } : {}),
+      cmdline: opts.cmdline ?? '',
+      nVcpus,
+    });
+
+    // COM1 interrupt line: an irqfd on IRQ 4 that the vCPU workers signal
+    const serialIrq = EventFd.create(native);
+    cleanup.push(() => serialIrq.close());
+    vmFd.irqfd(serialIrq, COM1_IRQ);
+    const serialSab = createSerialState();
+
+    const vcpus: VcpuSlot[] = [];
+    for (let id = 0; id < nVcpus; id++) {
+      const fd = vmFd.createVcpu(id);
+      cleanup.push(() => fd.close());
+      fd.setCpuid2(filterCpuid(supportedCpuid!, { vcpuId: id, nVcpus }));
+      fd.setMsrs(bootMsrs());
+      fd.setLapic(setLint(fd.getLapic()));
+      if (id === 0) {
+        // the BSP enters the kernel; APs wait for INIT/SIPI in the in-kernel LAPIC
+        fd.setSregs(pvhBootSregs(fd.getSregs()));
+        fd.setRegs(pvhBootRegs(boot.entry, boot.startInfo));
+      }
+      const run = native.mmapFd(fd.fd, vcpuMmapSize, 3 /* PROT_READ|PROT_WRITE */, 1 /* MAP_SHARED */, 0);
+      cleanup.push(() => native.munmap(run.addr));
+      vcpus.push({
+        id,
+        fd,
+        run,
+        runView: new DataView(run.buffer),
+        control: new Int32Array(new SharedArrayBuffer(CONTROL_WORDS * 4)),
+        state: 'created',
+      });
+    }
+
+    // one port per vCPU: each worker posts its events there, the VM listens on the other ends
+    const channels = vcpus.map(() => new MessageChannel());
+    const vm = new Vm(
+      native, vmFd, memory, mappings, vcpus, new SerialState(serialSab), serialIrq, createdNs, opts,
+      channels.map((c) => c.port1), cleanup,
+    );
+    for (let i = 0; i < vcpus.length; i++) workers.push(await pool.acquire());
+    vcpus.forEach((v, i) => {
+      v.worker = workers[i]!;
+      const req: VcpuRunRequest = {
+        type: 'run',
+        vcpuId: v.id,
+        vcpuFd: v.fd.fd,
+        runAddr: v.run.addr,
+        runSize: v.run.size,
+        control: v.control.buffer as SharedArrayBuffer,
+        serial: serialSab,
+        serialIrqFd: serialIrq.fd,
+        debugPorts: opts.debugPorts ?? true,
+        port: channels[i]!.port2,
+      };
+      v.worker.postMessage(req, [req.port]);
+    });
+    return vm;
+  } catch (e) {
+    // workers that were handed nothing go away (the pool forgets them when they exit)
+    for (const w of workers) void w.terminate();
+    cleanup.run();
+    throw e;
+  }
+}
