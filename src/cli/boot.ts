@@ -2,7 +2,8 @@
 // with the guest's status.
 
 import { closeSync, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
-import { checkHost } from '../vmm/host-check.js';
+import { checkHost, cpuVirtFlags, kvmPvmLoaded } from '../vmm/host-check.js';
+import { defaultVcpuPool } from '../vmm/vcpu-pool.js';
 import { applyQuirks, loadQuirksProfile } from '../vmm/host-quirks.js';
 import { createVm, type VmExitReason } from '../vmm/vm.js';
 
@@ -43,14 +44,17 @@ function readInput(path: string, what: string, hint: string): Uint8Array {
 function chooseQuirks(flag: string): string | null {
   if (flag === 'none') return null;
   if (flag !== 'auto') return flag;
-  const r = checkHost({ probe: false });
-  if (r.virtualization === 'software') return 'pvm';
-  if (r.evidence.cpu_flags.some((f) => f === 'vmx' || f === 'svm')) return null;
-  // neither a known software virtualizer nor CPU flags: measure
+  // the cheap evidence first (no VM made): the software virtualizer's module, then the CPU's own flags
+  if (kvmPvmLoaded()) return 'pvm';
+  if (cpuVirtFlags().some((f) => f === 'vmx' || f === 'svm')) return null;
+  // neither: measure guest ring-0 speed
   return checkHost({ probe: true }).quirks_profile;
 }
 
 export async function bootCommand(o: BootOptions): Promise<number> {
+  // vCPU threads take the longest to start: start them first, while the inputs are read
+  const workersReady = defaultVcpuPool.prewarm(o.vcpus);
+  workersReady.catch(() => undefined);
   const kernel = readInput(o.kernel, 'kernel', 'build one with `npm run --silent guest:kernel` or pass --kernel PATH');
   const initrd = o.initrd ? readInput(o.initrd, 'initrd', 'build one with `npm run --silent guest:initrd`') : undefined;
   let cmdline = o.cmdline ?? DEFAULT_CMDLINE;
@@ -62,6 +66,7 @@ export async function bootCommand(o: BootOptions): Promise<number> {
   }
 
   const consoleFd = o.console ? openSync(o.console, 'w') : 1;
+  await workersReady;
   const vm = await createVm({
     kernel,
     ...(initrd ? { initrd } : {}),

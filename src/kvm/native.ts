@@ -2,8 +2,11 @@
 // descriptors are numbers, kernel structs cross the boundary as byte buffers of their exact size
 // (encoded/decoded in src/kvm/structs.ts), 64-bit quantities are bigint. No policy lives in C++.
 //
-// Every entry point checks its arguments and throws TypeError on a wrong type or buffer size.
-// A failing syscall throws a NativeError-shaped Error: { message, code: 'EINVAL', errno: 22, syscall: 'KVM_RUN' }.
+// Every entry point checks its arguments and throws TypeError on a missing argument, a wrong type or a
+// wrong buffer size, and RangeError on an integer outside its field (e.g. a negative fd, a bigint >= 2^64).
+// A failing syscall throws a NativeError-shaped Error:
+//   { message: 'KVM_SET_SREGS failed: Invalid argument (EINVAL)', code: 'EINVAL', errno: 22, syscall: 'KVM_SET_SREGS' }
+// (src/kvm/errors.ts wrapNative() turns these into KvmError). Sources: native/*.cc.
 
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
@@ -63,7 +66,10 @@ export interface NativeAddon {
   /** struct kvm_sregs, 312 bytes */
   getSregs(vcpuFd: number): Uint8Array;
   setSregs(vcpuFd: number, sregs: Uint8Array): void;
-  /** KVM_GET_MSRS for the given indices; returns the values in order. Throws if the kernel returns fewer. */
+  /**
+   * KVM_GET_MSRS for the given indices; returns the values in order. If the kernel reads fewer, throws a
+   * NativeError { code: 'EINVAL', syscall: 'KVM_GET_MSRS', msrIndex: <first unreadable MSR> }.
+   */
   getMsrs(vcpuFd: number, indices: number[]): bigint[];
   /** KVM_SET_MSRS; returns how many were set (the kernel's return value). */
   setMsrs(vcpuFd: number, indices: number[], values: bigint[]): number;
@@ -81,16 +87,22 @@ export interface NativeAddon {
   // --- memory
   /** mmap(NULL, size, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE (+MAP_SHARED if shared)). */
   mmapAnonymous(size: number, shared: boolean): NativeMapping;
-  /** mmap(NULL, size, prot, flags, fd, offset): used for kvm_run pages and file-backed memory. */
+  /** mmap(NULL, size, prot, flags, fd, offset): used for kvm_run pages and file-backed memory. MAP_FIXED is refused. */
   mmapFd(fd: number, size: number, prot: number, flags: number, offset: number): NativeMapping;
   /**
    * Wrap [addr, addr+size) of a live mapping this process's addon created as a new external ArrayBuffer
    * (for worker threads). Throws RangeError unless the range lies inside one registered mapping.
    */
   wrapMapping(addr: bigint, size: number): ArrayBuffer;
-  /** munmap a whole registered mapping. Callers must first stop every thread that wraps it. */
+  /**
+   * munmap a whole registered mapping (addr = its start; RangeError otherwise). Callers must first stop
+   * every thread that wraps it: the external ArrayBuffers have no finalizer and would dangle.
+   */
   munmap(addr: bigint): void;
-  /** madvise(MADV_DONTNEED) is not needed yet; resident set of a mapping in bytes via mincore(). */
+  /**
+   * Resident bytes of [addr, addr+size) via mincore() (whole pages). RangeError unless the range lies
+   * inside one registered mapping. (madvise(MADV_DONTNEED) is not needed yet.)
+   */
   residentBytes(addr: bigint, size: number): number;
 
   // --- eventfd
@@ -101,13 +113,16 @@ export interface NativeAddon {
   eventfdRead(fd: number): bigint | null;
 
   // --- vCPU kicks (DESIGN decision 4)
-  /** Install a no-op SA_SIGINFO handler (without SA_RESTART) for `signo`; idempotent. */
+  /**
+   * Install a no-op SA_SIGINFO handler (without SA_RESTART) for `signo` (process-wide, idempotent), and
+   * unblock `signo` in the calling thread. Call it on every vCPU thread. Only SIGRTMIN..SIGRTMAX (RangeError).
+   */
   installKickHandler(signo: number): void;
   /** SIGRTMIN of this libc (kick signal = SIGRTMIN + n). */
   sigrtmin(): number;
   /** pthread_self() of the calling thread, as a bigint handle. */
   threadSelf(): bigint;
-  /** pthread_kill(thread, signo). */
+  /** pthread_kill(thread, signo); signo in SIGRTMIN..SIGRTMAX. The thread must still be alive. */
   threadKill(thread: bigint, signo: number): void;
 }
 

@@ -178,8 +178,11 @@ export class GuestMemory {
     this.slice(addr, len).fill(v);
   }
 
-  /** DataView covering the <= 8-byte access at addr (range already checked by locate). */
-  private view(addr: number, n: number): [DataView, number] {
+  /** Offset into the DataView last returned by view(); avoids allocating a tuple per scalar access. */
+  private vo = 0;
+
+  /** DataView covering the <= 8-byte access at addr; the offset inside it is left in this.vo. */
+  private view(addr: number, n: number): DataView {
     const r = this.locate(addr, n);
     const rel = addr - r.base;
     const k = Math.floor(rel / CHUNK);
@@ -189,45 +192,46 @@ export class GuestMemory {
       v = new DataView(r.buffer, r.offset + start, Math.min(CHUNK + MAX_SCALAR, r.size - start));
       r.views[k] = v;
     }
-    return [v, rel - k * CHUNK];
+    this.vo = rel - k * CHUNK;
+    return v;
   }
 
   readU8(addr: number): number {
-    const [v, o] = this.view(addr, 1);
-    return v.getUint8(o);
+    const v = this.view(addr, 1);
+    return v.getUint8(this.vo);
   }
 
   readU16(addr: number): number {
-    const [v, o] = this.view(addr, 2);
-    return v.getUint16(o, true);
+    const v = this.view(addr, 2);
+    return v.getUint16(this.vo, true);
   }
 
   readU32(addr: number): number {
-    const [v, o] = this.view(addr, 4);
-    return v.getUint32(o, true);
+    const v = this.view(addr, 4);
+    return v.getUint32(this.vo, true);
   }
 
   readU64(addr: number): bigint {
-    const [v, o] = this.view(addr, 8);
-    return v.getBigUint64(o, true);
+    const v = this.view(addr, 8);
+    return v.getBigUint64(this.vo, true);
   }
 
   writeU8(addr: number, value: number): void {
     checkUint(value, 0xff, 'u8');
-    const [v, o] = this.view(addr, 1);
-    v.setUint8(o, value);
+    const v = this.view(addr, 1);
+    v.setUint8(this.vo, value);
   }
 
   writeU16(addr: number, value: number): void {
     checkUint(value, 0xffff, 'u16');
-    const [v, o] = this.view(addr, 2);
-    v.setUint16(o, value, true);
+    const v = this.view(addr, 2);
+    v.setUint16(this.vo, value, true);
   }
 
   writeU32(addr: number, value: number): void {
     checkUint(value, 0xffff_ffff, 'u32');
-    const [v, o] = this.view(addr, 4);
-    v.setUint32(o, value, true);
+    const v = this.view(addr, 4);
+    v.setUint32(this.vo, value, true);
   }
 
   /** Little-endian u64; a number must be a safe non-negative integer, a bigint in [0, 2^64). */
@@ -242,8 +246,8 @@ export class GuestMemory {
       if (value < 0n || value > 0xffff_ffff_ffff_ffffn) throw new RangeError(`u64 value ${value} is out of range`);
       b = value;
     }
-    const [v, o] = this.view(addr, 8);
-    v.setBigUint64(o, b, true);
+    const v = this.view(addr, 8);
+    v.setBigUint64(this.vo, b, true);
   }
 }
 

@@ -29,3 +29,10 @@ export const enum Control {
 export const CONTROL_STATE = 0;
 /** Int32 slots in a control SharedArrayBuffer. */
 export const CONTROL_WORDS = 4;
+/**
+ * BigInt64 slot (bytes 8..15) where the worker publishes its pthread handle before it first looks at the
+ * control word. The owner stores the control word, then reads this slot: either it sees the thread (and
+ * signals it) or the worker has yet to read the control word (and will see the new value). Atomics are
+ * sequentially consistent, so no kick is lost.
+ */
+export const CONTROL_THREAD_SLOT = 1;

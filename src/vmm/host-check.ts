@@ -50,7 +50,7 @@ function accessible(path: string): boolean {
   }
 }
 
-function kvmPvmLoaded(): boolean {
+export function kvmPvmLoaded(): boolean {
   if (existsSync('/sys/module/kvm_pvm')) return true;
   try {
     return /^kvm_pvm\s/m.test(readFileSync('/proc/modules', 'utf8'));
@@ -59,7 +59,7 @@ function kvmPvmLoaded(): boolean {
   }
 }
 
-function cpuVirtFlags(): string[] {
+export function cpuVirtFlags(): string[] {
   try {
     const flags = /^flags\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.split(/\s+/) ?? [];
     return flags.filter((f) => f === 'vmx' || f === 'svm' || f === 'hypervisor');

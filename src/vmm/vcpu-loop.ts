@@ -7,7 +7,7 @@ import type { NativeAddon } from '../kvm/native.js';
 import { decodeExit, setImmediateExit, writeMmioReadData } from '../kvm/run.js';
 import { Bus } from './bus.js';
 import type { IoDevice } from './devices/io-device.js';
-import { Control, CONTROL_STATE, type VcpuEvent, type VmExitReason } from './events.js';
+import { Control, CONTROL_STATE, CONTROL_THREAD_SLOT, type VcpuEvent, type VmExitReason } from './events.js';
 import { buildLegacyPioBus } from './legacy-bus.js';
 import type { VcpuRunRequest } from './vcpu-protocol.js';
 
@@ -38,7 +38,9 @@ export function runVcpu(native: NativeAddon, req: VcpuRunRequest): void {
   });
   const mmio = new Bus<IoDevice>(); // virtio-mmio transports join here
 
-  post({ type: 'ready', vcpuId: req.vcpuId, thread: native.threadSelf() });
+  const thread = native.threadSelf();
+  Atomics.store(new BigInt64Array(req.control), CONTROL_THREAD_SLOT, BigInt.asIntN(64, thread));
+  post({ type: 'ready', vcpuId: req.vcpuId, thread });
 
   let exits = 0;
   const requestStop = (reason: VmExitReason): void => {

@@ -14,6 +14,7 @@ interface Slot {
 export class VcpuPool {
   private readonly idle: Slot[] = [];
   private readonly slots = new Map<Worker, Slot>();
+  private closed = false;
 
   constructor(private readonly script: URL = new URL('./vcpu-worker.js', import.meta.url)) {}
 
@@ -44,13 +45,25 @@ export class VcpuPool {
 
   /** Terminate every worker (idle or not). */
   async close(): Promise<void> {
+    this.closed = true;
     const all = [...this.slots.values()];
     this.idle.length = 0;
     this.slots.clear();
-    await Promise.all(all.map((s) => s.worker.terminate()));
+    // an unref'd worker would let the process exit before terminate() settles
+    await Promise.all(all.map((s) => (s.worker.ref(), s.worker.terminate())));
+  }
+
+  /**
+   * Return a worker whose vCPU has stopped (its loop posted 'stopped' as its last act). A run request sent
+   * to it right away simply queues until its event loop takes it.
+   */
+  giveBack(worker: Worker): void {
+    const s = this.slots.get(worker);
+    if (s?.busy) this.release(s);
   }
 
   private release(s: Slot): void {
+    if (this.closed) return; // being terminated: stay ref'd until it is gone
     s.busy = false;
     s.worker.unref();
     this.idle.push(s);
@@ -67,7 +80,7 @@ export class VcpuPool {
           first = false;
           this.slots.set(worker, slot);
           resolve(slot);
-        } else this.release(slot);
+        }
       });
       worker.on('error', (e) => {
         if (first) reject(e);

@@ -1,5 +1,5 @@
 // Entry point of a pooled vCPU worker thread. It idles until the owner hands it a vCPU, runs that vCPU
-// until it stops, then reports idle again, so a warm process starts a VM without starting a thread.
+// until it stops, then waits for the next one, so a warm process starts a VM without starting a thread.
 
 import { parentPort } from 'node:worker_threads';
 import { loadNative } from '../kvm/native.js';
@@ -20,8 +20,7 @@ parent.on('message', (msg: VcpuRunRequest) => {
     const post = (ev: VcpuEvent): void => msg.port.postMessage(ev);
     post({ type: 'stop-request', vcpuId: msg.vcpuId, reason: { kind: 'error', message: (e as Error).message, vcpu: msg.vcpuId } });
     post({ type: 'stopped', vcpuId: msg.vcpuId, exits: 0 });
-  } finally {
-    parent.postMessage({ type: 'idle' } satisfies PoolMessage);
   }
+  // the owner gives this worker back to its pool when it sees 'stopped'
 });
 parent.postMessage({ type: 'idle' } satisfies PoolMessage);

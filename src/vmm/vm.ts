@@ -19,7 +19,7 @@ import type { VcpuFd } from '../kvm/vcpu-fd.js';
 import type { VmFd } from '../kvm/vm-fd.js';
 import { GuestMemory } from '../memory/guest-memory.js';
 import { createSerialState, SerialState, serialPushInput } from './devices/serial.js';
-import { Control, CONTROL_STATE, CONTROL_WORDS, type VcpuEvent, type VmExitReason } from './events.js';
+import { Control, CONTROL_STATE, CONTROL_THREAD_SLOT, CONTROL_WORDS, type VcpuEvent, type VmExitReason } from './events.js';
 import { defaultVcpuPool, type VcpuPool } from './vcpu-pool.js';
 import type { VcpuRunRequest } from './vcpu-protocol.js';
 
@@ -136,6 +136,7 @@ export class Vm extends EventEmitter {
     private readonly opts: VmOptions,
     private readonly ports: WorkerMessagePort[],
     private readonly cleanup: Cleanup,
+    private readonly pool: VcpuPool,
   ) {
     super();
     this.done = new Promise((r) => (this.resolveDone = r));
@@ -211,9 +212,10 @@ export class Vm extends EventEmitter {
     Atomics.store(v.control, CONTROL_STATE, to);
     Atomics.notify(v.control, CONTROL_STATE);
     setImmediateExit(v.runView, true);
-    if (v.thread !== undefined) {
+    const published = Atomics.load(new BigInt64Array(v.control.buffer), CONTROL_THREAD_SLOT);
+    if (published !== 0n) {
       try {
-        this.native.threadKill(v.thread, kickSignal);
+        this.native.threadKill(BigInt.asUintN(64, published), kickSignal);
       } catch {
         // the thread already left KVM_RUN for good
       }
@@ -234,11 +236,7 @@ export class Vm extends EventEmitter {
     switch (ev.type) {
       case 'ready': {
         const v = this.vcpus[ev.vcpuId];
-        if (v) {
-          v.thread = ev.thread;
-          // a stop requested before the thread was known still needs its signal
-          if (this.stopping) this.kick(v, Control.Stop);
-        }
+        if (v) v.thread = ev.thread;
         break;
       }
       case 'console': {
@@ -271,9 +269,12 @@ export class Vm extends EventEmitter {
           for (const w of this.pauseWaiters.splice(0)) w();
         }
         break;
-      case 'stopped':
+      case 'stopped': {
+        const w = this.vcpus[ev.vcpuId]?.worker;
+        if (w) this.pool.giveBack(w);
         if (++this.stoppedCount === this.vcpus.length) this.finish();
         break;
+      }
     }
   }
 
@@ -367,7 +368,7 @@ export async function createVm(opts: VmOptions, native: NativeAddon = loadNative
     const channels = vcpus.map(() => new MessageChannel());
     const vm = new Vm(
       native, vmFd, memory, mappings, vcpus, new SerialState(serialSab), serialIrq, createdNs, opts,
-      channels.map((c) => c.port1), cleanup,
+      channels.map((c) => c.port1), cleanup, pool,
     );
     for (let i = 0; i < vcpus.length; i++) workers.push(await pool.acquire());
     vcpus.forEach((v, i) => {
@@ -388,8 +389,8 @@ export async function createVm(opts: VmOptions, native: NativeAddon = loadNative
     });
     return vm;
   } catch (e) {
-    // workers that were handed nothing go away (the pool forgets them when they exit)
-    for (const w of workers) void w.terminate();
+    // workers that were handed nothing go straight back
+    for (const w of workers) pool.giveBack(w);
     cleanup.run();
     throw e;
   }

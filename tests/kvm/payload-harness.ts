@@ -66,7 +66,7 @@ export function describeRun(run: PayloadRun): string {
 
 /** Decodes the exception report of common.inc's exc_common (0xE00000vv, error code, EIP), if any. */
 export function exceptionIn(values: readonly number[]): { vector: number; error: number; eip: number } | undefined {
-  const i = values.findIndex((v) => (v & 0xffffff00) === 0xe0000000);
+  const i = values.findIndex((v) => ((v & 0xffffff00) >>> 0) === 0xe0000000);
   if (i < 0 || i + 2 >= values.length) return undefined;
   return { vector: values[i]! & 0xff, error: values[i + 1]!, eip: values[i + 2]! };
 }

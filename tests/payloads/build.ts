@@ -19,7 +19,7 @@ export const PAYLOAD_NAMES = [
   'reset',
   'boot-timer',
   'ring3',
-  'ring3-paging',
+  'ring3-prot32',
   'smp',
   'bench',
 ] as const;

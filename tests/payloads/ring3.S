@@ -1,71 +1,123 @@
-# ring3: drop from ring 0 to ring 3 and run a tight loop there.
-#   ring 0: own GDT (ring-0/ring-3 flat segments + 32-bit TSS with ESP0/SS0), IDT for exceptions,
-#           `ltr`, then `iret` to ring 3 with EFLAGS.IOPL=3 so ring 3 may use `in`/`out`.
+# ring3: enter long mode, drop to 64-bit ring 3 and run a tight loop there.
+#   ring 0 (32-bit, from the PVH entry): identity-map the low 1 GiB with 2 MiB pages (U/S=1 at every
+#           level), CR4.PAE, CR3, EFER.LME, CR0.PG, a 64-bit GDT, far jump to 64-bit code;
+#   ring 0 (64-bit): 64-bit TSS (RSP0) + `ltr`, an IDT for exceptions (#GP emulates port writes),
+#           `iretq` to ring 3 (RFLAGS.IOPL=3);
 #   ring 3: rdtsc; `dec ecx; jnz` LOOP_ITERATIONS times; rdtsc; then on the test value port:
-#           CPL (cs & 3), LOOP_DONE_MARKER, LOOP_ITERATIONS, TSC delta lo, TSC delta hi;
-#           exit 0 on the debug exit port (from ring 3).
-# Keep ring-0 code short: on the development machines' software KVM (kvm_pvm) guest ring 0 is
-# emulated (~2000x slower) while ring 3 runs natively.
-#
-# Paging: with PAGING defined (ring3-paging.S) the payload first enables 32-bit paging with
-# identity-mapped 4 MiB PSE pages (U/S=1, R/W=1) covering the low 1 GiB, for hypervisors that cannot run
-# ring 3 with paging off. The default build leaves paging off (legal on x86: CPL 3 needs only
-# protected mode).
+#           CPL (cs & 3, computed in ring 3), LOOP_DONE_MARKER, LOOP_ITERATIONS, TSC delta lo,
+#           TSC delta hi; then exit 0 on the debug exit port, all with `out` from ring 3.
+# Ring 3 and port I/O: ring 3 uses `out` directly with RFLAGS.IOPL=3. On kvm_pvm that `out` raises
+# #GP (error 0) anyway (the guest's IOPL does not reach the hardware), so gp_handler emulates the
+# write in ring 0 and resumes; on hardware KVM the `out` goes straight out. (Also found on kvm_pvm:
+# `int $0x80` through a DPL-3 gate raises #UD, and `syscall` to a lower-half LSTAR arrives with
+# CS = 0x23, i.e. still at CPL 3, so neither is a way into ring 0 there.)
+# Intel SDM Vol. 3A §9.8.5 (initializing IA-32e mode), §4.5 (4-level paging), §7.7 (64-bit TSS).
         .include "common.inc"
 
         .set LOOP_ITERATIONS, 200000000
         .set LOOP_DONE_MARKER, 0x600df00d
+        .set MSR_EFER, 0xc0000080
+        .set EFER_LME, 1 << 8
+        # 64-bit GDT selectors
+        .set SEL64_CODE0, 0x08
+        .set SEL64_DATA0, 0x10
+        .set SEL64_DATA3, 0x18 | 3
+        .set SEL64_CODE3, 0x20 | 3
+        .set SEL64_TSS,   0x28
 
         .section .text.entry, "ax"
         .code32
         .globl pvh_entry
 pvh_entry:
         movl $stack0_top, %esp
-        call setup_gdt
-        call setup_idt
-        movw $SEL_TSS, %ax
-        ltr %ax
-.ifdef PAGING
-        # PAE paging (Intel SDM Vol. 3A §4.4): a 4-entry PDPT, each entry a page directory of 512
-        # 2 MiB pages. Only PDPT[0] (the low 1 GiB) is filled to keep ring-0 work small.
-        # PDE: P|RW|US|PS = 0x87; PDPTE: P only (RW/US are reserved in PAE PDPTEs).
-        movl $page_dir, %edi
-        movl $0x00000087, %eax
+        # PD: 512 x 2 MiB pages, P|RW|US|PS = 0x87 (SDM Table 4-17)
+        movl $pd, %edi
+        movl $0x87, %eax
         movl $512, %ecx
 1:      movl %eax, (%edi)
-        movl $0, 4(%edi)
         addl $0x200000, %eax
         addl $8, %edi
         decl %ecx
         jnz 1b
-        movl $page_dir + 1, pdpt
+        movl $pdpt + 0x7, pml4          # P|RW|US
+        movl $pd + 0x7, pdpt
         movl %cr4, %eax
         orl $0x20, %eax                 # CR4.PAE
         movl %eax, %cr4
-        movl $pdpt, %eax
+        movl $pml4, %eax
         movl %eax, %cr3
+        movl $MSR_EFER, %ecx
+        rdmsr
+        orl $EFER_LME, %eax
+        wrmsr
         movl %cr0, %eax
-        orl $0x80000000, %eax           # CR0.PG
+        orl $0x80000000, %eax           # CR0.PG: activates IA-32e mode
         movl %eax, %cr0
-.endif
-        # iret frame for a privilege change: SS, ESP, EFLAGS, CS, EIP (Intel SDM Vol. 2A IRET).
-        pushl $SEL_DATA3
-        pushl $stack3_top
-        pushl $0x00003002               # IOPL=3, reserved bit 1, IF=0
-        pushl $SEL_CODE3
-        pushl $ring3_entry
-        iret
+        lgdt gdt64_ptr
+        ljmp $SEL64_CODE0, $long_entry
 
-ring3_entry:
-        movw $SEL_DATA3, %ax            # iret nulls DS/ES if their DPL < CPL
+        .code64
+long_entry:
+        movw $SEL64_DATA0, %ax
         movw %ax, %ds
         movw %ax, %es
+        movw %ax, %ss
+        movl $stack0_top, %esp
+        # 64-bit TSS descriptor (SDM Figure 7-4): limit 103, type 0x9, P=1; base 63:32 = 0 here.
+        movl $tss64, %eax
+        shll $16, %eax
+        orl $103, %eax
+        movl %eax, gdt64_tss
+        movl $tss64, %eax
+        movl %eax, %edx
+        shrl $16, %edx
+        andl $0xff, %edx
+        andl $0xff000000, %eax
+        orl %edx, %eax
+        orl $0x00008900, %eax
+        movl %eax, gdt64_tss + 4
+        movw $SEL64_TSS, %ax
+        ltr %ax
+        # IDT: 32 interrupt gates (16 bytes each, SDM Figure 6-8), handler addresses below 4 GiB.
+        xorl %ecx, %ecx
+2:      movl exc64_stubs(,%ecx,4), %eax
+        movl %eax, %edx
+        andl $0xffff, %eax
+        orl $(SEL64_CODE0 << 16), %eax
+        movl %ecx, %ebx
+        shll $4, %ebx
+        movl %eax, idt64(%ebx)
+        andl $0xffff0000, %edx
+        orl $0x8e00, %edx
+        movl %edx, idt64+4(%ebx)
+        incl %ecx
+        cmpl $32, %ecx
+        jne 2b
+        # #GP gets its own handler: it emulates ring 3's port writes when the hypervisor ignores IOPL.
+        movl $gp_handler, %eax
+        movl %eax, %edx
+        andl $0xffff, %eax
+        orl $(SEL64_CODE0 << 16), %eax
+        movl %eax, idt64 + 13 * 16
+        andl $0xffff0000, %edx
+        orl $0x8e00, %edx
+        movl %edx, idt64 + 13 * 16 + 4
+        lidt idt64_ptr
+        # iretq frame: SS, RSP, RFLAGS, CS, RIP
+        pushq $SEL64_DATA3
+        pushq $stack3_top
+        pushq $0x3002                   # IOPL=3, reserved bit 1, IF=0
+        pushq $SEL64_CODE3
+        pushq $ring3_entry
+        iretq
+
+ring3_entry:
         rdtsc
         movl %eax, %esi
         movl %edx, %edi
         movl $LOOP_ITERATIONS, %ecx
-2:      decl %ecx
-        jnz 2b
+3:      decl %ecx
+        jnz 3b
         rdtsc
         subl %esi, %eax
         sbbl %edi, %edx
@@ -74,22 +126,155 @@ ring3_entry:
         movw %cs, %ax
         movzwl %ax, %eax
         andl $3, %eax
-        REPORT %eax                     # CPL
-        REPORT $LOOP_DONE_MARKER
-        REPORT $LOOP_ITERATIONS
-        REPORT %esi                     # TSC delta lo
-        REPORT %edi                     # TSC delta hi
-        EXIT EXIT_OK
+        call report64                   # CPL
+        movl $LOOP_DONE_MARKER, %eax
+        call report64
+        movl $LOOP_ITERATIONS, %eax
+        call report64
+        movl %esi, %eax                 # TSC delta lo
+        call report64
+        movl %edi, %eax                 # TSC delta hi
+        call report64
+        movb $EXIT_OK, %al
+        outb %al, $PORT_DEBUG_EXIT
+4:      jmp 4b
+
+# gp_handler: #GP (vector 13). If it came from ring 3 on one of the port writes this payload uses
+# (E6 ib `out imm8, al`; EE `out dx, al`; EF `out dx, eax`), do the write here in ring 0 and resume
+# after the instruction; anything else goes to the generic exception report.
+# Frame (SDM §6.14.2): error code, RIP, CS, RFLAGS, RSP, SS; we push rdx, rbx on top.
+gp_handler:
+        pushq %rbx
+        pushq %rdx
+        testb $3, 32(%rsp)              # CS RPL of the faulting code
+        jz 9f
+        movq 24(%rsp), %rbx             # RIP
+        cmpb $0xe6, (%rbx)
+        je 1f
+        cmpb $0xee, (%rbx)
+        je 2f
+        cmpb $0xef, (%rbx)
+        je 3f
+9:      popq %rdx
+        popq %rbx
+        pushq $13
+        jmp exc64_common
+1:      movzbl 1(%rbx), %edx
+        outb %al, %dx
+        addq $2, 24(%rsp)
+        jmp 8f
+2:      popq %rdx
+        pushq %rdx
+        outb %al, %dx
+        incq 24(%rsp)
+        jmp 8f
+3:      popq %rdx
+        pushq %rdx
+        outl %eax, %dx
+        incq 24(%rsp)
+8:      popq %rdx
+        popq %rbx
+        addq $8, %rsp                   # error code
+        iretq
+
+# report64: the 64-bit twin of common.inc's report (%eax -> port 0xea, hex on 0xe9).
+report64:
+        pushq %rax
+        pushq %rbx
+        pushq %rcx
+        pushq %rdx
+        movw $PORT_TESTVAL, %dx
+        outl %eax, %dx
+        movl %eax, %ebx
+        movw $PORT_DEBUGCON, %dx
+        movl $8, %ecx
+1:      roll $4, %ebx
+        movl %ebx, %eax
+        andl $0xf, %eax
+        movb hexdigits(%eax), %al
+        outb %al, %dx
+        decl %ecx
+        jnz 1b
+        movb $'\n', %al
+        outb %al, %dx
+        popq %rdx
+        popq %rcx
+        popq %rbx
+        popq %rax
+        ret
+
+        # Vectors that push an error code: 8, 10-14, 17, 21, 29, 30 (SDM Table 6-1).
+        .irp n, 0,1,2,3,4,5,6,7,9,15,16,18,19,20,22,23,24,25,26,27,28,31
+exc64_\n: pushq $0
+        pushq $\n
+        jmp exc64_common
+        .endr
+        .irp n, 8,10,11,12,13,14,17,21,29,30
+exc64_\n: pushq $\n
+        jmp exc64_common
+        .endr
+exc64_common:
+        popq %rax
+        orl $0xe0000000, %eax
+        call report64
+        popq %rax                       # error code
+        call report64
+        popq %rax                       # RIP
+        call report64
+        popq %rax                       # CS
+        call report64
+        popq %rax                       # RFLAGS
+        call report64
+        movb $EXIT_EXCEPTION, %al
+        outb %al, $PORT_DEBUG_EXIT
+5:      jmp 5b
+
+        .section .rodata
+        .balign 4
+exc64_stubs:
+        .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        .long exc64_\n
+        .endr
+
+        .data
+        .balign 8
+gdt64:
+        .quad 0                         # 0x00 null
+        .quad 0x00af9a000000ffff        # 0x08 ring-0 code, L=1
+        .quad 0x00cf92000000ffff        # 0x10 ring-0 data
+        .quad 0x00cff2000000ffff        # 0x18 ring-3 data, DPL 3
+        .quad 0x00affa000000ffff        # 0x20 ring-3 code, L=1, DPL 3
+gdt64_tss:
+        .quad 0                         # 0x28 64-bit TSS (16 bytes), filled in at run time
+        .quad 0
+gdt64_end:
+        .balign 4
+        .word 0
+gdt64_ptr:
+        .word gdt64_end - gdt64 - 1
+        .long gdt64
+
+        .balign 4
+        .word 0
+idt64_ptr:
+        .word 32 * 16 - 1
+        .quad idt64
+
+        # 64-bit TSS (SDM Figure 7-11): RSP0 at offset 4; I/O map base past the limit (no bitmap).
+        .balign 16
+tss64:
+        .long 0
+        .quad stack0_top                # RSP0
+        .fill 22, 4, 0                  # 0x0c..0x63: RSP1, RSP2, reserved, IST1-7, reserved
+        .word 0
+        .word 104                       # I/O map base = limit + 1
 
         .section .stack, "aw"
-        .balign 16
-stack3:
-        .fill 4096, 1, 0
-stack3_top:
-.ifdef PAGING
         .balign 4096
-page_dir:
-        .fill 512, 8, 0
-pdpt:
-        .fill 4, 8, 0
-.endif
+pml4:   .fill 512, 8, 0
+pdpt:   .fill 512, 8, 0
+pd:     .fill 512, 8, 0
+idt64:  .fill 32, 16, 0
+        .balign 16
+stack3: .fill 4096, 1, 0
+stack3_top:

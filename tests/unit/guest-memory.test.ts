@@ -141,3 +141,17 @@ t.test('a region at an offset inside a shared buffer', async (t) => {
   t.equal(new DataView(sab).getUint32(0x2010, true), 0xa5a5a5a5, 'the write landed at offset + (addr - base)');
   t.equal(new DataView(sab).getUint32(0x10, true), 0, 'not in the first region');
 });
+
+t.test('scalar access across the 1 GiB DataView chunk boundary of a large region', async (t) => {
+  // A >1 GiB region (lazily zeroed by the allocator; only touched pages become resident).
+  const size = GiB + 0x1000;
+  const m = new GuestMemory([{ base: 0x1_0000_0000, size, buffer: new ArrayBuffer(size) }]);
+  const at = 0x1_0000_0000 + GiB - 4; // straddles the chunk boundary
+  m.writeU64(at, 0x0102_0304_0506_0708n);
+  t.equal(m.readU64(at), 0x0102_0304_0506_0708n);
+  t.equal(m.readU32(at + 4), 0x0102_0304, 'upper half read from the next chunk');
+  t.same([...m.read(at, 8)], [8, 7, 6, 5, 4, 3, 2, 1]);
+  m.writeU32(0x1_0000_0000 + size - 4, 0xffff_ffff);
+  t.equal(m.readU32(0x1_0000_0000 + size - 4), 0xffff_ffff, 'last u32 of the region');
+  t.throws(() => m.readU64(0x1_0000_0000 + size - 4), PartialBuffer);
+});
