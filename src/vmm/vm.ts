@@ -153,12 +153,7 @@ export class Vm extends EventEmitter {
 
   /** Let every vCPU run. */
   start(): void {
-    for (const v of this.vcpus) {
-      if (v.state !== 'created') throw new Error(`vCPU ${v.id} cannot start from state ${v.state}`);
-      v.state = 'running';
-      Atomics.store(v.control, CONTROL_STATE, Control.Run);
-      Atomics.notify(v.control, CONTROL_STATE);
-    }
+    this.release('created', 'start');
   }
 
   /** Resolves with the reason once every vCPU stopped and every resource was released. */
@@ -175,10 +170,11 @@ export class Vm extends EventEmitter {
   /** Pause every vCPU (kicked out of KVM_RUN; they wait on their control word). */
   async pause(): Promise<void> {
     if (this.stopping) throw new Error('VM is stopping');
+    const bad = this.vcpus.find((v) => v.state !== 'running');
+    if (bad) throw new Error(`vCPU ${bad.id} cannot pause from state ${bad.state}`);
     this.pausedCount = 0;
     const wait = new Promise<void>((r) => this.pauseWaiters.push(r));
     for (const v of this.vcpus) {
-      if (v.state !== 'running') throw new Error(`vCPU ${v.id} cannot pause from state ${v.state}`);
       v.state = 'paused';
       this.kick(v, Control.Pause);
     }
@@ -186,8 +182,14 @@ export class Vm extends EventEmitter {
   }
 
   resume(): void {
+    this.release('paused', 'resume');
+  }
+
+  /** created|paused -> running: the workers wait on their control word, so a store + notify is enough. */
+  private release(from: VcpuState, verb: string): void {
+    const bad = this.vcpus.find((v) => v.state !== from);
+    if (bad) throw new Error(`vCPU ${bad.id} cannot ${verb} from state ${bad.state}`);
     for (const v of this.vcpus) {
-      if (v.state !== 'paused') throw new Error(`vCPU ${v.id} cannot resume from state ${v.state}`);
       v.state = 'running';
       Atomics.store(v.control, CONTROL_STATE, Control.Run);
       Atomics.notify(v.control, CONTROL_STATE);
