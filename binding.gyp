@@ -7,7 +7,10 @@
         "native/errors_args.cc",
         "native/kvm_ioctls.cc",
         "native/memory.cc",
-        "native/eventfd_kick.cc"
+        "native/eventfd_kick.cc",
+        "native/poll_io.cc",
+        "native/tap.cc",
+        "native/unix_fd.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],

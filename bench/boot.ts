@@ -8,7 +8,12 @@
 // Also measures the in-process VMM's memory overhead: RSS growth across a warm boot minus the guest
 // RAM the host actually backs. Writes bench/results/boot.{json,md,svg}.
 //
-// Usage: node dist/bench/boot.js [--runs N]   (N >= 1, default 10)
+// Real kernel (bench/real-kernel.ts): the full guest kernel + test initramfs to its init marker under each
+// hypervisor backend this host has (qemu+TCG everywhere; inproc and qemu+KVM on hardware virtualization),
+// section `real_kernel_ms` of boot.json/boot.md and the chart boot-real-kernel.svg.
+//
+// Usage: node dist/bench/boot.js [--runs N] [--real-runs M] [--no-real-kernel]
+//        (N >= 1, default 10; M >= 5, default 5)
 
 import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
@@ -18,6 +23,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildPayloadFile } from '../tests/payloads/build.js';
 import { createVm } from '../src/vmm/vm.js';
+import { detectHost } from '../src/hypervisor/factory.js';
+import { benchRealKernel, INIT_MARKER, SERIES_LABEL, type RealKernelResult, type RealKernelSeries } from './real-kernel.js';
 import { roundSummary, summarize, type Summary } from './lib/stats.js';
 import { renderChart } from './lib/svg.js';
 
@@ -45,6 +52,15 @@ function parseRuns(argv: string[]): number {
   if (i < 0) return 10;
   const n = Number(argv[i + 1]);
   if (!Number.isInteger(n) || n < 1 || n > 1000) throw new RangeError(`--runs must be an integer from 1 to 1000 (got ${String(argv[i + 1])})`);
+  return n;
+}
+
+/** --real-runs M (>= 5: the real-kernel section needs at least five runs per backend) */
+function parseRealRuns(argv: string[]): number {
+  const i = argv.indexOf('--real-runs');
+  if (i < 0) return 5;
+  const n = Number(argv[i + 1]);
+  if (!Number.isInteger(n) || n < 5 || n > 1000) throw new RangeError(`--real-runs must be an integer from 5 to 1000 (got ${String(argv[i + 1])})`);
   return n;
 }
 
@@ -143,6 +159,8 @@ function fmt(x: number | undefined, digits = 2): string {
 
 async function main(): Promise<void> {
   const runs = parseRuns(process.argv.slice(2));
+  const realRuns = parseRealRuns(process.argv.slice(2));
+  const doReal = !process.argv.includes('--no-real-kernel');
   const payloadPath = await buildPayloadFile('bench');
   const kernel = new Uint8Array(await readFile(payloadPath));
   const notes: string[] = [];
@@ -185,6 +203,16 @@ async function main(): Promise<void> {
     process.stderr.write(`run ${String(i + 1)}/${String(runs)}: warm ${fmt(warm.at(-1))} ms, cold ${fmt(cold.at(-1))} ms, qemu ${fmt(qemu.at(-1))} ms\n`);
   }
 
+  let real: RealKernelResult | undefined;
+  if (doReal) {
+    try {
+      real = await benchRealKernel(repoRoot, detectHost(), realRuns);
+      if (!real) notes.push('real kernel section skipped: no hypervisor backend available (no QEMU, no hardware KVM)');
+    } catch (e) {
+      notes.push(`real kernel section failed: ${(e as Error).message}`);
+    }
+  }
+
   const sWarm = warm.length ? roundSummary(summarize(warm)) : undefined;
   const sCold = cold.length ? roundSummary(summarize(cold)) : undefined;
   const sQemu = qemu.length ? roundSummary(summarize(qemu)) : undefined;
@@ -207,6 +235,19 @@ async function main(): Promise<void> {
     qemu_ms: sQemu ?? null,
     overhead_mib: sOver ? sOver.median : null,
     overhead_mib_runs: sOver ?? null,
+    real_kernel_ms: real
+      ? {
+          to_init: real.to_init_ms,
+          boot_timer: real.boot_timer_ms,
+          marker: INIT_MARKER,
+          kernel: real.kernel,
+          initrd: real.initrd,
+          cmdline: real.cmdline,
+          memory_mib: real.memory_mib,
+          runs: real.runs,
+          notes: real.notes,
+        }
+      : null,
     overhead_first_vm_mib: firstOverheadBytes === undefined ? null : Math.round((firstOverheadBytes / 2 ** 20) * 1000) / 1000,
     ratios: { warm_vs_qemu: warmRatio ?? null, cold_vs_qemu: coldRatio ?? null },
     goals: { warm_vs_qemu_max: GOAL_WARM_RATIO, cold_vs_qemu_max: GOAL_COLD_RATIO, overhead_mib_max: GOAL_OVERHEAD_MIB },
@@ -240,6 +281,7 @@ async function main(): Promise<void> {
       `${fmt(firstOverheadBytes === undefined ? undefined : firstOverheadBytes / 2 ** 20)} MiB. RSS deltas of later runs are noisy ` +
       '(the JS heap can shrink between samples, hence values below 0).',
     '',
+    ...(real ? realKernelMd(real) : []),
     `Machine: ${machine.cpu}, ${String(machine.cores)} cores, ${String(machine.memory_gib)} GiB, Linux ${machine.kernel}, Node ${machine.node}, ` +
       `KVM: ${machine.kvm}, ${machine.qemu ?? 'no QEMU'}. Date: ${json.date}.`,
     ...(notes.length ? ['', ...notes.map((n) => `- ${n}`)] : []),
@@ -264,7 +306,42 @@ async function main(): Promise<void> {
       notes: [`${machine.cpu} · ${machine.kvm} · ${json.date}`, ...notes],
     }));
   }
+  if (real) {
+    const rs = (Object.keys(real.to_init_ms) as RealKernelSeries[]).map((k, i) => ({
+      label: SERIES_LABEL[k],
+      summary: real.to_init_ms[k]!,
+      color: ['#2b7bb9', '#6a6a6a', '#b94a2b'][i % 3]!,
+    }));
+    await writeFile(join(resultsDir, 'boot-real-kernel.svg'), renderChart({
+      title: `Real kernel: start -> init marker (${String(real.runs)} runs each)`,
+      unit: 'milliseconds (bar = median, whisker = min..p90, dots = runs)',
+      series: rs,
+      notes: [`${machine.cpu} · ${machine.kvm} · ${json.date}`, ...real.notes],
+    }));
+  }
   process.stdout.write(md);
+}
+
+function realKernelMd(r: RealKernelResult): string[] {
+  const keys = Object.keys(r.to_init_ms) as RealKernelSeries[];
+  return [
+    '## Real kernel to init',
+    '',
+    `The full guest kernel (\`npm run guest:kernel\`) and the test initramfs (\`npm run guest:initrd\`), ${String(r.memory_mib)} MiB, 1 vCPU, ` +
+      `the same command line on every backend (\`${r.cmdline}\`). Time from \`Hypervisor.startVm()\` (createVm / QEMU spawn) to the ` +
+      `init's \`${INIT_MARKER}\` on the console, and to its boot-timer write; ${String(r.runs)} interleaved runs per backend after one discarded warm-up.`,
+    '',
+    '| backend | to init median ms | p90 ms | min ms | boot timer median ms |',
+    '|---|---:|---:|---:|---:|',
+    ...keys.map((k) => {
+      const s = r.to_init_ms[k]!;
+      return `| ${SERIES_LABEL[k]} | ${fmt(s.median, 1)} | ${fmt(s.p90, 1)} | ${fmt(s.min, 1)} | ${fmt(r.boot_timer_ms[k]?.median, 1)} |`;
+    }),
+    ...(r.notes.length ? ['', ...r.notes.map((n) => `- ${n}`)] : []),
+    '',
+    '![real kernel boot times](boot-real-kernel.svg)',
+    '',
+  ];
 }
 
 main().catch((e: Error) => {

@@ -1,5 +1,5 @@
 // kata-ts native addon: a thin, context-aware (worker_threads-safe) N-API module that mirrors the
-// kernel: /dev/kvm ioctls, eventfd, mmap and vCPU kick signals. Typed by hand in src/kvm/native.ts.
+// kernel: /dev/kvm ioctls, eventfd, mmap, vCPU kick signals, fd watchers, readv/writev and tap. Typed by hand in src/kvm/native.ts.
 // Init keeps no per-env or global JS state; the only shared state is the C++ mapping registry
 // (memory.cc, mutex-guarded) and the signal disposition (eventfd_kick.cc).
 #include <napi.h>
@@ -13,6 +13,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   kata::RegisterMemory(env, exports);
   kata::RegisterEventfd(env, exports);
   kata::RegisterKick(env, exports);
+  kata::RegisterPollIo(env, exports);
+  kata::RegisterTap(env, exports);
+  kata::RegisterUnixFd(env, exports);
   return exports;
 }
 

@@ -38,5 +38,8 @@ void RegisterKvm(Napi::Env env, Napi::Object exports);
 void RegisterMemory(Napi::Env env, Napi::Object exports);
 void RegisterEventfd(Napi::Env env, Napi::Object exports);
 void RegisterKick(Napi::Env env, Napi::Object exports);
+void RegisterPollIo(Napi::Env env, Napi::Object exports);
+void RegisterTap(Napi::Env env, Napi::Object exports);
+void RegisterUnixFd(Napi::Env env, Napi::Object exports);
 
 }  // namespace kata

@@ -2,6 +2,8 @@
 // with the guest's status.
 
 import { closeSync, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
+import type { DeviceSpec } from '../virtio/registry.js';
+import type { DeviceLogLine } from '../vmm/device-manager.js';
 import { checkHost, cpuVirtFlags, kvmPvmLoaded } from '../vmm/host-check.js';
 import { defaultVcpuPool } from '../vmm/vcpu-pool.js';
 import { applyQuirks, loadQuirksProfile } from '../vmm/host-quirks.js';
@@ -19,6 +21,36 @@ export interface BootOptions {
   timeout?: number;
   quirks: string;
   json?: boolean;
+  /** `PATH` or `PATH:ro`, one virtio-blk each, in order (the first is /dev/vda) */
+  disk?: string[];
+  vsockCid?: number;
+  vsockUds?: string;
+  /** tap interface name for virtio-net */
+  net?: string;
+  rng?: boolean;
+  /** 'inproc' (default), 'qemu' or 'auto' (inproc on hardware KVM, qemu+TCG otherwise) */
+  hypervisor?: string;
+}
+
+/** The virtio devices the boot flags ask for, in slot order: disks, net, vsock, rng. */
+export function deviceSpecs(o: Pick<BootOptions, 'disk' | 'vsockCid' | 'vsockUds' | 'net' | 'rng'>): DeviceSpec[] {
+  const specs: DeviceSpec[] = [];
+  for (const d of o.disk ?? []) {
+    const m = /^(.*?)(?::(ro|rw))?$/.exec(d)!;
+    const path = m[1]!;
+    if (path === '') throw new Error(`--disk '${d}': give an image path, optionally followed by :ro`);
+    if (!existsSync(path)) throw new Error(`disk image not found: ${path} (--disk PATH[:ro] takes a raw image file)`);
+    specs.push({ kind: 'blk', path, readOnly: m[2] === 'ro' });
+  }
+  if (o.net !== undefined) specs.push({ kind: 'net', tap: o.net });
+  if (o.vsockUds !== undefined && o.vsockCid === undefined) {
+    throw new Error('--vsock-uds needs --vsock-cid N (the guest CID of the vsock device)');
+  }
+  if (o.vsockCid !== undefined) {
+    specs.push({ kind: 'vsock', cid: o.vsockCid, ...(o.vsockUds !== undefined ? { udsPath: o.vsockUds } : {}) });
+  }
+  if (o.rng) specs.push({ kind: 'rng' });
+  return specs;
 }
 
 /** The process exit status for a VM exit. */
@@ -52,6 +84,13 @@ function chooseQuirks(flag: string): string | null {
 }
 
 export async function bootCommand(o: BootOptions): Promise<number> {
+  if (o.hypervisor !== undefined && o.hypervisor !== 'inproc') {
+    // loaded only here: the in-process path below stays as fast to start as before
+    const { planFor, bootWithHypervisor } = await import('./boot-hypervisor.js');
+    const plan = planFor(o.hypervisor);
+    if (plan.notice) process.stderr.write(plan.notice + '\n');
+    if (plan.kind !== 'inproc') return bootWithHypervisor(o, plan);
+  }
   // vCPU threads take the longest to start: start them first, while the inputs are read
   const workersReady = defaultVcpuPool.prewarm(o.vcpus);
   workersReady.catch(() => undefined);
@@ -65,6 +104,7 @@ export async function bootCommand(o: BootOptions): Promise<number> {
     process.stderr.write(`kata-ts: software KVM detected: adding host-quirks profile '${quirks}' (${profile.cmdline.join(' ')})\n`);
   }
 
+  const devices = deviceSpecs(o);
   const consoleFd = o.console ? openSync(o.console, 'w') : 1;
   await workersReady;
   const vm = await createVm({
@@ -74,10 +114,13 @@ export async function bootCommand(o: BootOptions): Promise<number> {
     vcpus: o.vcpus,
     memoryMiB: o.memory,
     debugPorts: true,
+    devices,
     console: (bytes) => {
       writeSync(consoleFd, bytes);
     },
   });
+
+  vm.on('device-log', (l: DeviceLogLine) => process.stderr.write(`kata-ts: ${l.device}: ${l.level}: ${l.message}\n`));
 
   // interactive console: raw terminal input goes to COM1; Ctrl-] stops the VM
   const interactive = process.stdin.isTTY === true && !o.console;

@@ -2,14 +2,23 @@
 // The kata-ts command line.
 
 import { Command, InvalidArgumentError } from 'commander';
-import { bootCommand } from './boot.js';
+import { defaultVcpuPool } from '../vmm/vcpu-pool.js';
 import { checkCommand } from './check.js';
+import { vhostUserBackendCommand } from './vhost-user-backend.js';
+
+// `boot` is latency-sensitive: start its vCPU worker thread now, so the thread loads its modules on the
+// other core while this one loads the VMM (boot.js is imported lazily below).
+if (process.argv[2] === 'boot') defaultVcpuPool.prewarm(1).catch(() => undefined);
 
 function intArg(name: string) {
   return (v: string): number => {
     if (!/^\d+$/.test(v)) throw new InvalidArgumentError(`${name} must be a positive integer`);
     return Number(v);
   };
+}
+
+function collect(v: string, prev: string[] = []): string[] {
+  return [...prev, v];
 }
 
 const program = new Command();
@@ -27,7 +36,14 @@ program
   .option('--timeout <s>', 'stop the VM after this many seconds (exit status 124)', intArg('--timeout'))
   .option('--quirks <profile>', "host-quirks profile: 'auto' (default: applied on software KVM), 'none', or a name", 'auto')
   .option('--json', 'print a JSON summary line on stdout when the VM stops')
+  .option('--disk <path[:ro]>', 'raw disk image as a virtio-blk device (repeatable; the first is /dev/vda)', collect)
+  .option('--vsock-cid <n>', 'add a virtio-vsock device with this guest CID (3 or more)', intArg('--vsock-cid'))
+  .option('--vsock-uds <path>', 'also serve the vsock device on this unix socket (CONNECT <port>)')
+  .option('--net <tap>', 'add a virtio-net device on this tap interface')
+  .option('--rng', 'add a virtio-rng device')
+  .option('--hypervisor <kind>', "'inproc' (this process), 'qemu' (QEMU microvm: KVM on hardware virtualization, else TCG) or 'auto' (inproc on hardware KVM, else qemu)", 'inproc')
   .action(async (o) => {
+    const { bootCommand } = await import('./boot.js');
     process.exitCode = await bootCommand(o);
   });
 
@@ -38,6 +54,20 @@ program
   .option('--no-probe', 'skip the guest ring-0 speed measurement')
   .action((o: { json?: boolean; probe: boolean }) => {
     process.exitCode = checkCommand(o);
+  });
+
+program
+  .command('vhost-user-backend')
+  .description('serve one virtio device (blk, vsock or rng) to a vhost-user front-end such as QEMU')
+  .requiredOption('--device <kind>', 'blk, vsock or rng')
+  .requiredOption('--socket <path>', 'unix socket to listen on (QEMU: -chardev socket,path=PATH)')
+  .option('--disk <path[:ro]>', 'raw disk image (--device blk)')
+  .option('--vsock-cid <n>', 'guest CID, 3 or more (--device vsock)', intArg('--vsock-cid'))
+  .option('--cid <n>', 'alias of --vsock-cid', intArg('--cid'))
+  .option('--vsock-uds <path>', 'also serve the vsock device on this unix socket (CONNECT <port>)')
+  .option('--json', 'print the metrics as JSON on stderr when stopped')
+  .action(async (o) => {
+    process.exitCode = await vhostUserBackendCommand(o);
   });
 
 program.parseAsync(process.argv).catch((e: Error) => {

@@ -124,6 +124,52 @@ export interface NativeAddon {
   threadSelf(): bigint;
   /** pthread_kill(thread, signo); signo in SIGRTMIN..SIGRTMAX. The thread must still be alive. */
   threadKill(thread: bigint, signo: number): void;
+
+  // --- fd watchers and scatter/gather I/O (native/poll_io.cc; device workers, DESIGN decision 3)
+  /**
+   * Watch `fd` for readability on the event loop of the CALLING thread (main or worker); `cb` runs on
+   * that thread each time the fd is readable (level-triggered: read it to clear it, or cb runs again).
+   * Returns a watcher id for unwatch(). One watcher per fd per thread; unwatch before closing the fd.
+   * Watchers still open when a worker thread ends are closed with it.
+   */
+  watchReadable(fd: number, cb: () => void): number;
+  /** Stop and close a watcher (on the thread that made it); unknown ids are ignored. */
+  unwatch(id: number): void;
+  /** readv(2) into the buffers (at most IOV_MAX); bytes read (0 = EOF), or -EAGAIN (-11) for EAGAIN. */
+  readv(fd: number, bufs: Uint8Array[]): number;
+  /** writev(2) from the buffers (at most IOV_MAX); bytes written, or -EAGAIN (-11) for EAGAIN. */
+  writev(fd: number, bufs: Uint8Array[]): number;
+
+  // --- tap (native/tap.cc, include/uapi/linux/if_tun.h)
+  /**
+   * open("/dev/net/tun", O_RDWR|O_NONBLOCK|O_CLOEXEC) + TUNSETIFF IFF_TAP|IFF_NO_PI (|IFF_VNET_HDR).
+   * `name` '' lets the kernel choose; the returned name is the interface's.
+   */
+  tapOpen(name: string, vnetHdr: boolean): { fd: number; name: string };
+  /** TUNSETOFFLOAD with TUN_F_* flags. */
+  tapSetOffload(fd: number, flags: number): void;
+  /** TUNSETVNETHDRSZ (10 or 12 bytes for virtio-net). */
+  tapSetVnetHdrSize(fd: number, size: number): void;
+
+  // --- unix sockets with fd passing (native/unix_fd.cc; the vhost-user server, src/vhost-user/)
+  /** socket(AF_UNIX, SOCK_STREAM|NONBLOCK|CLOEXEC) + bind(path) + listen(backlog); returns the listening fd. */
+  unixListen(path: string, backlog: number): number;
+  /** accept4(NONBLOCK|CLOEXEC): the connection's fd, or null on EAGAIN. */
+  unixAccept(listenFd: number): number | null;
+  /** connect to a listening unix socket (blocking connect), then O_NONBLOCK; returns the fd. */
+  unixConnect(path: string): number;
+  /** socketpair(AF_UNIX, SOCK_STREAM|NONBLOCK|CLOEXEC). */
+  socketpair(): [number, number];
+  /**
+   * recvmsg(2) into `buf` accepting up to `maxFds` SCM_RIGHTS fds (close-on-exec); null on EAGAIN. bytes 0 =
+   * the peer closed. `truncated` (MSG_CTRUNC): the peer sent more fds than maxFds; the kernel dropped the rest.
+   * The caller owns (and must close) every fd in `fds`.
+   */
+  recvmsgFds(fd: number, buf: Uint8Array, maxFds: number): { bytes: number; fds: number[]; truncated: boolean } | null;
+  /** sendmsg(2) of `buf` with `fds` as SCM_RIGHTS (MSG_NOSIGNAL); bytes sent, or null on EAGAIN. */
+  sendmsgFds(fd: number, buf: Uint8Array, fds: number[]): number | null;
+  /** memfd_create(name, MFD_CLOEXEC): anonymous shared memory to size with ftruncate and pass as an fd. */
+  memfdCreate(name: string): number;
 }
 
 let cached: NativeAddon | undefined;

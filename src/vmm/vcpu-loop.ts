@@ -3,8 +3,10 @@
 // out with immediate_exit + a real-time signal (DESIGN decision 4), and the loop acts on the control word.
 // Every exit is decoded into a tagged union and routed through the port-I/O or MMIO bus.
 
+import { VIRTIO_MMIO_SLOT_SIZE } from '../arch/x86_64/layout.js';
 import type { NativeAddon } from '../kvm/native.js';
 import { decodeExit, setImmediateExit, writeMmioReadData } from '../kvm/run.js';
+import { MmioTransport } from '../virtio/mmio/transport.js';
 import { Bus } from './bus.js';
 import type { IoDevice } from './devices/io-device.js';
 import { Control, CONTROL_STATE, CONTROL_THREAD_SLOT, type VcpuEvent, type VmExitReason } from './events.js';
@@ -36,7 +38,18 @@ export function runVcpu(native: NativeAddon, req: VcpuRunRequest): void {
     debugPorts: req.debugPorts,
     sink: post,
   });
-  const mmio = new Bus<IoDevice>(); // virtio-mmio transports join here
+  const mmio = new Bus<IoDevice>();
+  for (const d of req.virtio) {
+    // register model only: status/config changes and missed notifies are eventfd writes to the device worker
+    const transport = new MmioTransport(d.state, {
+      control: () => native.eventfdWrite(d.controlFd, 1n),
+      queue: (i) => {
+        const fd = d.queueFds[i];
+        if (fd !== undefined) native.eventfdWrite(fd, 1n);
+      },
+    });
+    mmio.insert(d.base, VIRTIO_MMIO_SLOT_SIZE, d.name, transport);
+  }
 
   const thread = native.threadSelf();
   Atomics.store(new BigInt64Array(req.control), CONTROL_THREAD_SLOT, BigInt.asIntN(64, thread));

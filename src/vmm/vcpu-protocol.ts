@@ -1,6 +1,7 @@
 // Messages from the VM owner to a pooled vCPU worker thread.
 
 import type { MessagePort } from 'node:worker_threads';
+import type { VirtioMmioSlot } from './device-manager.js';
 
 export interface VcpuRunRequest {
   type: 'run';
@@ -14,6 +15,8 @@ export interface VcpuRunRequest {
   serial: SharedArrayBuffer;
   serialIrqFd: number;
   debugPorts: boolean;
+  /** virtio-mmio transports to map on the MMIO bus (src/vmm/device-manager.ts) */
+  virtio: VirtioMmioSlot[];
   /** where the worker posts VcpuEvents for this VM */
   port: MessagePort;
 }

@@ -18,6 +18,10 @@ import type { CpuidEntry } from '../kvm/types.js';
 import type { VcpuFd } from '../kvm/vcpu-fd.js';
 import type { VmFd } from '../kvm/vm-fd.js';
 import { GuestMemory } from '../memory/guest-memory.js';
+import type { DeviceSpec } from '../virtio/registry.js';
+import { serveHybridVsock, type HybridVsockServer } from '../virtio/vsock/hybrid.js';
+import { VsockHost } from '../virtio/vsock/host.js';
+import { DeviceManager, type DeviceLogLine, type ManagedDevice } from './device-manager.js';
 import { createSerialState, SerialState, serialPushInput } from './devices/serial.js';
 import { Control, CONTROL_STATE, CONTROL_THREAD_SLOT, CONTROL_WORDS, type VcpuEvent, type VmExitReason } from './events.js';
 import { defaultVcpuPool, type VcpuPool } from './vcpu-pool.js';
@@ -37,6 +41,8 @@ export interface VmOptions {
   /** register the test/debug ports (0xe9, 0xea, 0xf4); default true */
   debugPorts?: boolean;
   pool?: VcpuPool;
+  /** virtio-mmio devices, in slot order (slot i: 0xd0000000 + i*4K, IRQ 5+i); each runs on its own worker */
+  devices?: DeviceSpec[];
 }
 
 export interface BootTimerRecord {
@@ -137,6 +143,10 @@ export class Vm extends EventEmitter {
     private readonly ports: WorkerMessagePort[],
     private readonly cleanup: Cleanup,
     private readonly pool: VcpuPool,
+    private readonly virtio: DeviceManager | undefined,
+    /** host side of the vsock device (connect/listen streams), when the VM has one */
+    readonly vsock: VsockHost | undefined,
+    private readonly hybridVsock: HybridVsockServer | undefined,
   ) {
     super();
     this.done = new Promise((r) => (this.resolveDone = r));
@@ -201,6 +211,16 @@ export class Vm extends EventEmitter {
     const { accepted, raiseIrq } = serialPushInput(this.serial, bytes);
     if (raiseIrq && !this.finished) this.serialIrq.write(1n);
     return accepted;
+  }
+
+  /** The virtio devices (slot, IRQ, host channel), in slot order. */
+  get devices(): readonly ManagedDevice[] {
+    return this.virtio?.devices ?? [];
+  }
+
+  /** Device and transport counters of virtio device `index` (undefined once the VM stopped). */
+  deviceMetrics(index: number): Promise<{ device: Record<string, number>; transport: Record<string, number> } | undefined> {
+    return this.virtio ? this.virtio.metrics(index) : Promise.resolve(undefined);
   }
 
   /** Bytes of guest RAM the host has actually backed (mincore). */
@@ -284,11 +304,17 @@ export class Vm extends EventEmitter {
     if (this.finished) return;
     this.finished = true;
     for (const p of this.ports) p.close();
-    // every worker left its loop: nothing wraps the mappings any more
-    this.cleanup.run();
-    const reason = this.exitReason ?? { kind: 'stopped' };
-    this.emit('exit', reason);
-    this.resolveDone(reason);
+    this.vsock?.close();
+    const hybridClosed = this.hybridVsock ? this.hybridVsock.close().catch(() => undefined) : Promise.resolve();
+    const release = (): void => {
+      // every vCPU and device worker is gone: nothing wraps the mappings any more
+      this.cleanup.run();
+      const reason = this.exitReason ?? { kind: 'stopped' };
+      this.emit('exit', reason);
+      this.resolveDone(reason);
+    };
+    const devicesStopped = this.virtio ? this.virtio.stop() : Promise.resolve();
+    Promise.all([devicesStopped, hybridClosed]).then(release, release);
   }
 }
 
@@ -310,6 +336,10 @@ export async function createVm(opts: VmOptions, native: NativeAddon = loadNative
   const pool = opts.pool ?? defaultVcpuPool;
   const cleanup = new Cleanup();
   const workers: Worker[] = [];
+  let vmRef: Vm | undefined;
+  let virtio: DeviceManager | undefined;
+  let vsock: VsockHost | undefined;
+  let hybrid: HybridVsockServer | undefined;
   try {
     const vmFd = kvm.createVm();
     cleanup.push(() => vmFd.close());
@@ -329,10 +359,28 @@ export async function createVm(opts: VmOptions, native: NativeAddon = loadNative
     });
     const memory = new GuestMemory(regions.map((r, i) => ({ base: r.base, size: r.size, buffer: mappings[i]!.buffer })));
 
+    // virtio devices: their workers wrap guest RAM, so they are stopped before it is unmapped (finish())
+    let cmdline = opts.cmdline ?? '';
+    if (opts.devices && opts.devices.length > 0) {
+      const onLog = (l: DeviceLogLine): void => {
+        vmRef?.emit('device-log', l);
+      };
+      virtio = await DeviceManager.create(
+        native, vmFd, regions.map((r, i) => ({ base: r.base, size: r.size, mapping: mappings[i]! })), opts.devices, onLog,
+      );
+      cmdline = [cmdline, virtio.cmdline()].filter((x) => x !== '').join(' ');
+      // vsock: the host end of the device worker's channel becomes vm.vsock (+ the hybrid unix socket)
+      const vdev = virtio.devices.find((d) => d.spec.kind === 'vsock');
+      if (vdev) {
+        vsock = new VsockHost(vdev.hostPort);
+        if (vdev.spec.kind === 'vsock' && vdev.spec.udsPath !== undefined) hybrid = await serveHybridVsock(vsock, vdev.spec.udsPath);
+      }
+    }
+
     const boot = setupPvhBoot(memory, {
       kernel: opts.kernel,
       ...(opts.initrd ? { initrd: opts.initrd } : {}),
-      cmdline: opts.cmdline ?? '',
+      cmdline,
       nVcpus,
     });
 
@@ -370,8 +418,9 @@ export async function createVm(opts: VmOptions, native: NativeAddon = loadNative
     const channels = vcpus.map(() => new MessageChannel());
     const vm = new Vm(
       native, vmFd, memory, mappings, vcpus, new SerialState(serialSab), serialIrq, createdNs, opts,
-      channels.map((c) => c.port1), cleanup, pool,
+      channels.map((c) => c.port1), cleanup, pool, virtio, vsock, hybrid,
     );
+    vmRef = vm;
     for (let i = 0; i < vcpus.length; i++) workers.push(await pool.acquire());
     vcpus.forEach((v, i) => {
       v.worker = workers[i]!;
@@ -385,6 +434,7 @@ export async function createVm(opts: VmOptions, native: NativeAddon = loadNative
         serial: serialSab,
         serialIrqFd: serialIrq.fd,
         debugPorts: opts.debugPorts ?? true,
+        virtio: virtio ? virtio.vcpuSlots() : [],
         port: channels[i]!.port2,
       };
       v.worker.postMessage(req, [req.port]);
@@ -393,6 +443,9 @@ export async function createVm(opts: VmOptions, native: NativeAddon = loadNative
   } catch (e) {
     // workers that were handed nothing go straight back
     for (const w of workers) pool.giveBack(w);
+    vsock?.close();
+    if (hybrid) await hybrid.close().catch(() => undefined);
+    if (virtio) await virtio.stop();
     cleanup.run();
     throw e;
   }

@@ -58,6 +58,20 @@ function fakeAddon(over: Partial<NativeAddon> = {}): { native: NativeAddon; call
     sigrtmin: () => 34,
     threadSelf: () => 1n,
     threadKill: () => undefined,
+    watchReadable: () => 1,
+    unwatch: () => undefined,
+    readv: () => 0,
+    writev: () => 0,
+    tapOpen: () => ({ fd: 9, name: 'tap0' }),
+    tapSetOffload: () => undefined,
+    tapSetVnetHdrSize: () => undefined,
+    unixListen: () => 10,
+    unixAccept: () => null,
+    unixConnect: () => 11,
+    socketpair: () => [12, 13],
+    recvmsgFds: () => null,
+    sendmsgFds: () => null,
+    memfdCreate: () => 14,
   };
   return { native: { ...base, ...over }, calls };
 }

@@ -1,0 +1,146 @@
+// Which hypervisor runs a VM: `inproc` (this process, needs /dev/kvm), `qemu` (external QEMU: KVM where
+// `kata-ts check` finds hardware virtualization, TCG otherwise) or `auto` (inproc on hardware KVM, qemu+TCG
+// where KVM is the kvm_pvm software virtualizer or missing). The choice is a pure function of the host facts
+// (tested in tests/unit/hypervisor-factory.test.ts); detectHost() gathers them cheaply.
+
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { checkHost, cpuVirtFlags, kvmPvmLoaded, type Virtualization } from '../vmm/host-check.js';
+import { InprocHypervisor } from './inproc.js';
+import type { Accelerator, Hypervisor, HypervisorKind } from './interface.js';
+import { QemuHypervisor, QemuNotFound, type StartVhostUserBackend } from './qemu.js';
+
+export type HypervisorChoice = HypervisorKind | 'auto';
+export const HYPERVISOR_CHOICES: readonly HypervisorChoice[] = ['inproc', 'qemu', 'auto'];
+export const QEMU_BINARY = 'qemu-system-x86_64';
+
+export interface HostFacts {
+  /** what /dev/kvm is backed by (host-check.ts classify()) */
+  virtualization: Virtualization;
+  /** path of qemu-system-x86_64, or undefined when it is not installed */
+  qemuPath: string | undefined;
+}
+
+export interface HypervisorPlan {
+  kind: HypervisorKind;
+  accel: Accelerator;
+  hardwareVirtualization: boolean;
+  /** guest code runs on the software KVM: the caller applies the host-quirks profile (`--quirks auto`) */
+  softwareKvm: boolean;
+  /** one line for stderr when the choice is worth telling (qemu's accelerator, auto's fallback) */
+  notice: string | undefined;
+  qemuPath?: string;
+}
+
+export class InvalidHypervisorChoice extends Error {
+  constructor(v: string) {
+    super(`--hypervisor must be one of ${HYPERVISOR_CHOICES.join(', ')} (got '${v}')`);
+    this.name = 'InvalidHypervisorChoice';
+  }
+}
+
+export class NoKvmForInproc extends Error {
+  constructor() {
+    super('the inproc hypervisor needs a usable /dev/kvm (run `kata-ts check`); use --hypervisor=qemu to boot under QEMU with TCG');
+    this.name = 'NoKvmForInproc';
+  }
+}
+
+export function parseHypervisorChoice(v: string): HypervisorChoice {
+  if (!(HYPERVISOR_CHOICES as readonly string[]).includes(v)) throw new InvalidHypervisorChoice(v);
+  return v as HypervisorChoice;
+}
+
+function qemuPlan(host: HostFacts, notice: string | undefined): HypervisorPlan {
+  if (host.qemuPath === undefined) throw new QemuNotFound(QEMU_BINARY);
+  const accel: Accelerator = host.virtualization === 'hardware' ? 'kvm' : 'tcg';
+  const why =
+    accel === 'kvm'
+      ? 'hardware virtualization found'
+      : host.virtualization === 'software'
+        ? 'KVM here is a software virtualizer (kvm_pvm)'
+        : 'no usable /dev/kvm';
+  return {
+    kind: 'qemu',
+    accel,
+    hardwareVirtualization: accel === 'kvm',
+    softwareKvm: false,
+    notice: notice ?? `kata-ts: hypervisor qemu with -accel ${accel} (${why})`,
+    qemuPath: host.qemuPath,
+  };
+}
+
+/** The hypervisor, accelerator and notice for a --hypervisor value on a host. */
+export function chooseHypervisor(choice: HypervisorChoice, host: HostFacts): HypervisorPlan {
+  switch (choice) {
+    case 'inproc':
+      if (host.virtualization === 'unavailable') throw new NoKvmForInproc();
+      return {
+        kind: 'inproc',
+        accel: 'kvm',
+        hardwareVirtualization: host.virtualization === 'hardware',
+        softwareKvm: host.virtualization === 'software',
+        notice: undefined,
+      };
+    case 'qemu':
+      return qemuPlan(host, undefined);
+    case 'auto':
+      if (host.virtualization === 'hardware') return chooseHypervisor('inproc', host);
+      return qemuPlan(
+        host,
+        host.virtualization === 'software'
+          ? 'kata-ts: software KVM (kvm_pvm) cannot run guest user space: using hypervisor qemu with -accel tcg (--hypervisor=inproc boots in-process anyway)'
+          : 'kata-ts: no usable /dev/kvm: using hypervisor qemu with -accel tcg',
+      );
+  }
+}
+
+/** An executable on PATH, or undefined. */
+export function findOnPath(name: string, path = process.env.PATH ?? ''): string | undefined {
+  for (const dir of path.split(delimiter)) {
+    if (!dir) continue;
+    const p = join(dir, name);
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      // next
+    }
+  }
+  return undefined;
+}
+
+function kvmUsable(): boolean {
+  try {
+    accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Host facts, cheapest evidence first: /dev/kvm, the kvm_pvm module, the CPU flags; the ring-0 probe last. */
+export function detectHost(): HostFacts {
+  const qemuPath = findOnPath(QEMU_BINARY);
+  let virtualization: Virtualization;
+  if (!kvmUsable()) virtualization = 'unavailable';
+  else if (kvmPvmLoaded()) virtualization = 'software';
+  else if (cpuVirtFlags().some((f) => f === 'vmx' || f === 'svm')) virtualization = 'hardware';
+  else virtualization = checkHost({ probe: true }).virtualization;
+  return { virtualization, qemuPath };
+}
+
+export interface CreateHypervisorOptions {
+  /** vhost-user server for qemu devices (tests); default src/vhost-user */
+  startBackend?: StartVhostUserBackend;
+}
+
+export function createHypervisor(plan: HypervisorPlan, o: CreateHypervisorOptions = {}): Hypervisor {
+  if (plan.kind === 'inproc') return new InprocHypervisor({ hardwareVirtualization: plan.hardwareVirtualization });
+  return new QemuHypervisor({
+    accel: plan.accel,
+    hardwareVirtualization: plan.hardwareVirtualization,
+    ...(plan.qemuPath !== undefined ? { binary: plan.qemuPath } : {}),
+    ...(o.startBackend ? { startBackend: o.startBackend } : {}),
+  });
+}

@@ -1,0 +1,180 @@
+// The `inproc` backend: the in-process VMM (src/vmm/vm.ts) behind the Hypervisor interface.
+
+import { EventEmitter } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import type { DeviceSpec } from '../virtio/registry.js';
+import type { VsockHost } from '../virtio/vsock/host.js';
+import type { DeviceLogLine } from '../vmm/device-manager.js';
+import type { VmExitReason } from '../vmm/events.js';
+import { defaultVcpuPool } from '../vmm/vcpu-pool.js';
+import { createVm, type BootTimerRecord, type Vm } from '../vmm/vm.js';
+import { ConsoleRecorder } from './console-recorder.js';
+import {
+  DeviceKindNotSupported,
+  HotplugNotSupported,
+  HypervisorStateError,
+  type BootPhases,
+  type Hypervisor,
+  type HypervisorCapabilities,
+  type VmConfig,
+} from './interface.js';
+
+const DEVICE_KINDS: readonly DeviceSpec['kind'][] = ['blk', 'net', 'vsock', 'rng', 'module'];
+
+type State = 'new' | 'created' | 'starting' | 'running' | 'paused' | 'stopped';
+
+export interface InprocOptions {
+  /** KVM is hardware-backed (false on kvm_pvm): decides guestUserspace in capabilities() */
+  hardwareVirtualization: boolean;
+}
+
+export class InprocHypervisor extends EventEmitter implements Hypervisor {
+  readonly kind = 'inproc' as const;
+  readonly phases: BootPhases = { markers: {} };
+  private state: State = 'new';
+  private config: VmConfig | undefined;
+  private devices: DeviceSpec[] = [];
+  private vm: Vm | undefined;
+  private recorder: ConsoleRecorder | undefined;
+  private exited: Promise<VmExitReason> | undefined;
+  private resolveExited!: (r: VmExitReason) => void;
+  private stopRequested = false;
+
+  constructor(private readonly opts: InprocOptions) {
+    super();
+  }
+
+  capabilities(): HypervisorCapabilities {
+    return {
+      kind: 'inproc',
+      accel: 'kvm',
+      hardwareVirtualization: this.opts.hardwareVirtualization,
+      guestUserspace: this.opts.hardwareVirtualization,
+      pause: true,
+      hotplug: false,
+      deviceKinds: DEVICE_KINDS,
+      deviceTransport: 'in-process',
+      vsockHost: true,
+      bootTimer: 'pio-exit',
+    };
+  }
+
+  get consoleText(): string {
+    return this.recorder?.text ?? '';
+  }
+
+  get cmdline(): string | undefined {
+    return this.vm ? this.effectiveCmdline : undefined;
+  }
+
+  private effectiveCmdline: string | undefined;
+
+  get vsock(): VsockHost | undefined {
+    return this.vm?.vsock;
+  }
+
+  createVm(config: VmConfig): Promise<void> {
+    if (this.state !== 'new') return Promise.reject(new HypervisorStateError('create', this.state));
+    this.config = config;
+    this.devices = [];
+    for (const d of config.devices ?? []) this.addDevice(d, true);
+    this.recorder = new ConsoleRecorder(this.phases, config.markers, (m) => this.emit('marker', m));
+    this.exited = new Promise((r) => (this.resolveExited = r));
+    this.state = 'created';
+    // the vCPU threads take the longest to start: start them now (DESIGN: vCPU worker pool)
+    defaultVcpuPool.prewarm(config.vcpus).catch(() => undefined);
+    return Promise.resolve();
+  }
+
+  addDevice(spec: DeviceSpec, fromConfig = false): void {
+    if (this.state === 'new' && !fromConfig) throw new HypervisorStateError('add a device to', 'not created yet');
+    if (this.state !== 'new' && this.state !== 'created') throw new HotplugNotSupported('inproc');
+    if (!DEVICE_KINDS.includes(spec.kind)) throw new DeviceKindNotSupported('inproc', spec.kind, DEVICE_KINDS);
+    this.devices.push(spec);
+  }
+
+  async startVm(): Promise<void> {
+    if (this.state !== 'created' || !this.config) throw new HypervisorStateError('start', this.state);
+    const c = this.config;
+    this.state = 'starting';
+    this.phases.startRequested = process.hrtime.bigint();
+    try {
+      const [kernel, initrd] = await Promise.all([readFile(c.kernelPath), c.initrdPath ? readFile(c.initrdPath) : undefined]);
+      const vm = await createVm({
+        kernel,
+        ...(initrd ? { initrd } : {}),
+        cmdline: c.cmdline,
+        vcpus: c.vcpus,
+        memoryMiB: c.memoryMiB,
+        debugPorts: c.debugPorts ?? false,
+        devices: this.devices,
+        console: (bytes) => {
+          this.recorder!.push(bytes);
+          c.console?.(bytes);
+          this.emit('console', bytes);
+        },
+      });
+      this.phases.vmCreated = process.hrtime.bigint();
+      this.vm = vm;
+      this.effectiveCmdline = c.cmdline;
+      vm.on('device-log', (l: DeviceLogLine) => this.emit('log', `${l.device}: ${l.level}: ${l.message}`));
+      vm.on('boot-timer', (b: BootTimerRecord) => {
+        this.phases.bootTimer ??= b.monotonicNs;
+        this.emit('boot-timer', this.phases);
+      });
+      void vm.wait().then((r) => {
+        this.state = 'stopped';
+        this.phases.exited = process.hrtime.bigint();
+        this.emit('exit', r);
+        this.resolveExited(r);
+      });
+      if (this.stopRequested) {
+        void vm.stop();
+        return;
+      }
+      vm.start();
+      this.phases.running = process.hrtime.bigint();
+      this.state = 'running';
+    } catch (e) {
+      this.state = 'stopped';
+      this.phases.exited = process.hrtime.bigint();
+      const message = (e as Error).message;
+      this.resolveExited({ kind: 'error', message, vcpu: -1 });
+      throw e;
+    }
+  }
+
+  async pauseVm(): Promise<void> {
+    if (this.state !== 'running' || !this.vm) throw new HypervisorStateError('pause', this.state);
+    await this.vm.pause();
+    this.state = 'paused';
+  }
+
+  resumeVm(): Promise<void> {
+    if (this.state !== 'paused' || !this.vm) return Promise.reject(new HypervisorStateError('resume', this.state));
+    this.vm.resume();
+    this.state = 'running';
+    return Promise.resolve();
+  }
+
+  stopVm(): Promise<VmExitReason> {
+    if (!this.exited) return Promise.reject(new HypervisorStateError('stop', this.state));
+    if (this.vm) return this.vm.stop().then(() => this.exited!);
+    if (this.state === 'created') {
+      this.state = 'stopped';
+      this.resolveExited({ kind: 'stopped' });
+    } else if (this.state === 'starting') {
+      this.stopRequested = true; // startVm() stops the VM as soon as it exists
+    }
+    return this.exited;
+  }
+
+  wait(): Promise<VmExitReason> {
+    if (!this.exited) return Promise.reject(new HypervisorStateError('wait for', this.state));
+    return this.exited;
+  }
+
+  sendConsoleInput(bytes: Uint8Array): void {
+    this.vm?.sendConsoleInput(bytes);
+  }
+}

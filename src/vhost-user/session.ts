@@ -1,0 +1,607 @@
+// One vhost-user connection's back-end state: negotiated features, the shared memory table, the vrings
+// (size, base, user addresses, kick/call/err eventfds, enable bit) and the device they drive. The device is
+// the same VirtioDevice as in the in-process VMM (DESIGN decision 5): only the transport differs. Where the
+// MMIO transport activates a device at DRIVER_OK, here it is activated once every ring the front-end
+// started (SET_VRING_KICK) is configured and enabled, and deactivated (device.reset(), the ring positions
+// kept) when the front-end stops a ring (GET_VRING_BASE), reconfigures one or replaces the memory table.
+//
+// handle() never throws: a malformed or refused message gets a REPLY_ACK failure when the front-end asked
+// for one and negotiated REPLY_ACK (GET_CONFIG: a zero-length reply, as vhost-user.rst says), otherwise
+// handle() returns false and the connection is closed. A malformed ring or chain makes the device broken
+// (the ring's err eventfd is signalled; kicks are ignored until the front-end restarts the rings), exactly
+// like DEVICE_NEEDS_RESET on the MMIO path. The process and other devices go on.
+
+import { DeviceBroken, type Interrupt, type VirtioDevice } from '../virtio/device.js';
+import { VIRTIO_F_VERSION_1, VIRTIO_ID_VSOCK, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC } from '../virtio/ids.js';
+import { MAX_QUEUE_SIZE, SplitQueue, ringBytes } from '../virtio/queue.js';
+import {
+  MalformedMessage,
+  VhostUserProtocolError,
+  decodeMessage,
+  encodeConfig,
+  encodeReply,
+  encodeU64,
+  encodeVringState,
+  needsReply,
+  type ConfigAccess,
+  type RawMessage,
+  type VhostUserMessage,
+  type VringAddr,
+  type VringFile,
+} from './codec.js';
+import { MemoryTable, type MapperIo } from './memory-table.js';
+import {
+  SUPPORTED_PROTOCOL_FEATURES,
+  VHOST_F_LOG_ALL,
+  VHOST_USER_F_PROTOCOL_FEATURES,
+  VHOST_VRING_F_LOG,
+  VhostUserProtocolFeature,
+  VhostUserRequest,
+  protocolBit,
+  requestName,
+} from './protocol.js';
+
+/** The front-end asked for something this back-end refuses (the message was well-formed). */
+export class RequestRefused extends VhostUserProtocolError {}
+export class RingIndexOutOfRange extends RequestRefused {}
+export class NoMemoryTable extends RequestRefused {}
+export class FeatureNotOffered extends RequestRefused {}
+export class UnsupportedRequest extends RequestRefused {}
+export class InvalidRingSetting extends RequestRefused {}
+
+/** What the session needs from the addon (src/kvm/native.ts), injected for tests. */
+export interface SessionIo extends MapperIo {
+  eventfdRead(fd: number): bigint | null;
+  eventfdWrite(fd: number, value: bigint): void;
+  watchReadable(fd: number, cb: () => void): number;
+  unwatch(id: number): void;
+}
+
+export type VhostLog = (level: 'info' | 'warn' | 'error', msg: string) => void;
+
+/** How many rings the front-end drives for a device, and how many must run before it can be activated. */
+export interface RingProfile {
+  queues: number;
+  minQueues: number;
+}
+
+/**
+ * vhost-user ring counts. virtio-vsock: QEMU's vhost-user-vsock keeps the event queue (2) in the
+ * front-end (hw/virtio/vhost-vsock-common.c: two vhost virtqueues, rx and tx), so the back-end gets two.
+ */
+export function ringProfile(device: VirtioDevice): RingProfile {
+  if (device.deviceType === VIRTIO_ID_VSOCK) return { queues: 2, minQueues: 2 };
+  return { queues: device.queueMaxSizes.length, minQueues: 1 };
+}
+
+interface Ring {
+  /** SET_VRING_NUM (0 = not set) */
+  num: number;
+  /** next avail index (SET_VRING_BASE; updated when the device is deactivated) */
+  base: number;
+  /** SET_VRING_ADDR, front-end user addresses */
+  addr: VringAddr | undefined;
+  kickFd: number | undefined;
+  kickWatch: number | undefined;
+  callFd: number | undefined;
+  errFd: number | undefined;
+  enabled: boolean;
+  /** an interrupt was due while the ring had no call fd: sent when SET_VRING_CALL gives one */
+  callPending: boolean;
+  /** started by SET_VRING_KICK, stopped by GET_VRING_BASE (vhost-user.rst "Ring states") */
+  started: boolean;
+}
+
+function freshRing(): Ring {
+  return { num: 0, base: 0, addr: undefined, kickFd: undefined, kickWatch: undefined, callFd: undefined, errFd: undefined, enabled: false, callPending: false, started: false };
+}
+
+export interface SessionCounters {
+  messages: number;
+  failures: number;
+  kicks: number;
+  calls: number;
+  activations: number;
+  deactivations: number;
+  broken: number;
+  bugs: number;
+  configSignalsDropped: number;
+}
+
+export class VhostUserSession {
+  private owner = false;
+  private features: bigint | undefined;
+  private protocolFeatures = 0n;
+  private memory: MemoryTable | undefined;
+  private readonly rings: Ring[];
+  private active: { queues: SplitQueue[] } | undefined;
+  private broken = false;
+  private closed = false;
+  /** fds of the message being handled that a handler took ownership of */
+  private taken = new Set<number>();
+  readonly profile: RingProfile;
+  readonly counters: SessionCounters = {
+    messages: 0,
+    failures: 0,
+    kicks: 0,
+    calls: 0,
+    activations: 0,
+    deactivations: 0,
+    broken: 0,
+    bugs: 0,
+    configSignalsDropped: 0,
+  };
+  /** message counts by request name */
+  readonly byRequest = new Map<string, number>();
+  /** why the last message failed or the device went broken (tests, logs) */
+  lastError: Error | undefined;
+  private readonly interrupt: Interrupt;
+
+  constructor(
+    readonly device: VirtioDevice,
+    private readonly io: SessionIo,
+    private readonly send: (bytes: Uint8Array) => void,
+    private readonly log: VhostLog = () => undefined,
+  ) {
+    this.profile = ringProfile(device);
+    this.rings = Array.from({ length: this.profile.queues }, freshRing);
+    this.interrupt = {
+      signalUsed: (q) => this.signalUsed(q),
+      // a config change needs the back-end request channel (BACKEND_REQ), which we do not offer
+      signalConfig: () => void this.counters.configSignalsDropped++,
+    };
+  }
+
+  /** Feature bits offered by GET_FEATURES. */
+  get offeredFeatures(): bigint {
+    return this.device.availableFeatures | VIRTIO_F_VERSION_1 | VHOST_USER_F_PROTOCOL_FEATURES;
+  }
+
+  get isActive(): boolean {
+    return this.active !== undefined;
+  }
+
+  get isBroken(): boolean {
+    return this.broken;
+  }
+
+  /** Ring state for tests: [started, enabled, base]. */
+  ringState(i: number): { started: boolean; enabled: boolean; base: number; num: number } | undefined {
+    const r = this.rings[i];
+    return r && { started: r.started, enabled: r.enabled, base: r.base, num: r.num };
+  }
+
+  /** Handle one message; false means "close the connection". Never throws. */
+  handle(raw: RawMessage): boolean {
+    if (this.closed) {
+      for (const fd of raw.fds) this.io.close(fd);
+      return false;
+    }
+    this.counters.messages++;
+    const name = requestName(raw.request);
+    this.byRequest.set(name, (this.byRequest.get(name) ?? 0) + 1);
+    this.taken = new Set();
+    try {
+      const msg = decodeMessage(raw);
+      const reply = this.dispatch(msg);
+      if (reply !== undefined) this.send(encodeReply(raw.request, reply));
+      else if (needsReply(raw) && this.replyAck) this.send(encodeReply(raw.request, encodeU64(0n)));
+      return true;
+    } catch (e) {
+      for (const fd of raw.fds) if (!this.taken.has(fd)) this.io.close(fd);
+      return this.fail(raw, e);
+    }
+  }
+
+  /** The connection is gone: stop the device, close every fd, unmap the memory. */
+  close(): void {
+    if (this.closed) return;
+    this.deactivate();
+    for (const r of this.rings) this.dropRingFds(r);
+    this.memory?.unmap();
+    this.memory = undefined;
+    this.closed = true;
+  }
+
+  metrics(): Record<string, number> {
+    const m: Record<string, number> = { ...this.counters, active: this.active ? 1 : 0, brokenNow: this.broken ? 1 : 0 };
+    for (const [k, v] of this.byRequest) m[`msg.${k}`] = v;
+    return m;
+  }
+
+  private get replyAck(): boolean {
+    return (this.protocolFeatures & protocolBit(VhostUserProtocolFeature.REPLY_ACK)) !== 0n;
+  }
+
+  private fail(raw: RawMessage, e: unknown): boolean {
+    const err = e instanceof Error ? e : new Error(String(e));
+    this.counters.failures++;
+    this.lastError = err;
+    const known = err instanceof VhostUserProtocolError || err.name === 'InvalidMemoryTable' || err.name === 'UntranslatableAddress';
+    if (!known) this.counters.bugs++;
+    this.log(known ? 'warn' : 'error', `vhost-user ${requestName(raw.request)} refused: ${err.name}: ${err.message}`);
+    try {
+      if (raw.request === VhostUserRequest.GET_CONFIG) {
+        // vhost-user.rst GET_CONFIG: "uses zero length of payload to indicate an error"
+        this.send(encodeReply(raw.request, new Uint8Array(0)));
+        return true;
+      }
+      if (needsReply(raw) && this.replyAck && !hasOwnReply(raw.request)) {
+        this.send(encodeReply(raw.request, encodeU64(1n)));
+        return true;
+      }
+    } catch {
+      return false;
+    }
+    return false;
+  }
+
+  private take(fd: number | undefined): void {
+    if (fd !== undefined) this.taken.add(fd);
+  }
+
+  private ring(index: number): Ring {
+    const r = this.rings[index];
+    if (r === undefined) throw new RingIndexOutOfRange(`ring ${index} does not exist: this device has ${this.rings.length}`);
+    return r;
+  }
+
+  /** Returns the reply payload for messages that have one. */
+  private dispatch(m: VhostUserMessage): Uint8Array | undefined {
+    switch (m.t) {
+      case 'GET_FEATURES':
+        return encodeU64(this.offeredFeatures);
+      case 'SET_FEATURES':
+        return this.setFeatures(m.features);
+      case 'GET_PROTOCOL_FEATURES':
+        return encodeU64(SUPPORTED_PROTOCOL_FEATURES);
+      case 'SET_PROTOCOL_FEATURES':
+        if ((m.features & ~SUPPORTED_PROTOCOL_FEATURES) !== 0n) {
+          throw new FeatureNotOffered(`protocol features 0x${(m.features & ~SUPPORTED_PROTOCOL_FEATURES).toString(16)} were not offered`);
+        }
+        this.protocolFeatures = m.features;
+        return undefined;
+      case 'SET_OWNER':
+        // the kernel's VHOST_SET_OWNER answers EBUSY to a second owner
+        if (this.owner) throw new RequestRefused('SET_OWNER: this session already has an owner');
+        this.owner = true;
+        return undefined;
+      case 'RESET_OWNER':
+        // deprecated: "back-ends either ignore this message, or use it to disable all rings"
+        this.deactivate();
+        for (const r of this.rings) r.enabled = false;
+        return undefined;
+      case 'RESET_DEVICE':
+        this.requireProtocol(VhostUserProtocolFeature.RESET_DEVICE, 'RESET_DEVICE');
+        this.deactivate();
+        for (let i = 0; i < this.rings.length; i++) {
+          this.dropRingFds(this.rings[i]!);
+          this.rings[i] = freshRing();
+        }
+        this.features = undefined;
+        this.broken = false;
+        return undefined;
+      case 'GET_QUEUE_NUM':
+        return encodeU64(BigInt(this.profile.queues));
+      case 'SET_MEM_TABLE':
+        return this.setMemTable(m.regions, m.fds);
+      case 'SET_VRING_NUM':
+        return this.setVringNum(m.index, m.num);
+      case 'SET_VRING_BASE': {
+        const r = this.ring(m.index);
+        // split rings only (VIRTIO_F_RING_PACKED is never offered): the base is a u16 avail index
+        if (m.num > 0xffff) throw new InvalidRingSetting(`ring ${m.index}: base ${m.num} is not a 16-bit avail index`);
+        this.reconfigure();
+        r.base = m.num;
+        return undefined;
+      }
+      case 'GET_VRING_BASE': {
+        const r = this.ring(m.index);
+        this.deactivate(); // keeps every running ring's position in ring.base
+        r.started = false;
+        this.dropRingFds(r);
+        this.broken = false;
+        this.reconcile();
+        return encodeVringState(m.index, r.base);
+      }
+      case 'SET_VRING_ENABLE': {
+        const r = this.ring(m.index);
+        if (m.num > 1) throw new InvalidRingSetting(`ring ${m.index}: enable must be 0 or 1, not ${m.num}`);
+        r.enabled = m.num === 1;
+        this.reconcile();
+        return undefined;
+      }
+      case 'SET_VRING_ADDR':
+        return this.setVringAddr(m.addr);
+      case 'SET_VRING_KICK':
+        return this.setVringKick(m.file);
+      case 'SET_VRING_CALL': {
+        const r = this.ring(m.file.index);
+        this.take(m.file.fd);
+        if (r.callFd !== undefined) this.io.close(r.callFd);
+        r.callFd = m.file.fd; // undefined: the front-end polls the used ring
+        // QEMU sends CALL after KICK: a ring that started in between may already owe an interrupt
+        if (r.callPending && r.callFd !== undefined) this.signalUsed(m.file.index);
+        return undefined;
+      }
+      case 'SET_VRING_ERR': {
+        const r = this.ring(m.file.index);
+        this.take(m.file.fd);
+        if (r.errFd !== undefined) this.io.close(r.errFd);
+        r.errFd = m.file.fd;
+        return undefined;
+      }
+      case 'GET_CONFIG':
+        return this.getConfig(m.access);
+      case 'SET_CONFIG':
+        this.requireProtocol(VhostUserProtocolFeature.CONFIG, 'SET_CONFIG');
+        this.guard('config write', () => this.device.writeConfig(m.access.offset, m.access.data));
+        return undefined;
+      case 'unsupported':
+        throw new UnsupportedRequest(`${m.name} is not supported by this back-end (offered protocol features: MQ, REPLY_ACK, CONFIG, RESET_DEVICE)`);
+    }
+  }
+
+  private requireProtocol(bit: number, what: string): void {
+    if ((this.protocolFeatures & protocolBit(bit)) === 0n) {
+      throw new RequestRefused(`${what} needs protocol feature ${bit}, which the front-end did not negotiate`);
+    }
+  }
+
+  private setFeatures(f: bigint): undefined {
+    const extra = f & ~this.offeredFeatures;
+    if (extra !== 0n) throw new FeatureNotOffered(`feature bits 0x${extra.toString(16)} were not offered (GET_FEATURES)`);
+    if (this.features !== undefined && this.features !== f) this.reconfigure();
+    this.features = f;
+    // vhost-user.rst "Ring states": without VHOST_USER_F_PROTOCOL_FEATURES rings start enabled
+    if ((f & VHOST_USER_F_PROTOCOL_FEATURES) === 0n) for (const r of this.rings) r.enabled = true;
+    this.reconcile();
+    return undefined;
+  }
+
+  private setMemTable(regions: Parameters<typeof MemoryTable.map>[0], fds: number[]): undefined {
+    for (const fd of fds) this.take(fd); // MemoryTable.map closes them in every case
+    const table = MemoryTable.map(regions, fds, this.io);
+    this.deactivate();
+    this.memory?.unmap();
+    this.memory = table;
+    this.broken = false;
+    this.reconcile();
+    return undefined;
+  }
+
+  private setVringNum(index: number, num: number): undefined {
+    const r = this.ring(index);
+    // The front-end, not this device, reports QueueNumMax to the guest (QEMU's vhost-user-blk: queue-size,
+    // 128..1024), so any ring size virtio allows is accepted: virtio 1.2 §2.7, a power of two <= 32768.
+    const max = MAX_QUEUE_SIZE;
+    if (num === 0 || (num & (num - 1)) !== 0 || num > max) {
+      throw new InvalidRingSetting(`ring ${index}: size ${num} is not a power of two in [1, ${max}]`);
+    }
+    this.reconfigure();
+    r.num = num;
+    this.reconcile();
+    return undefined;
+  }
+
+  private setVringAddr(a: VringAddr): undefined {
+    const r = this.ring(a.index);
+    if ((a.flags & ~VHOST_VRING_F_LOG) !== 0) throw new InvalidRingSetting(`ring ${a.index}: unknown address flags 0x${a.flags.toString(16)}`);
+    if ((a.flags & VHOST_VRING_F_LOG) !== 0) throw new InvalidRingSetting(`ring ${a.index}: used-ring logging needs VHOST_F_LOG_ALL, never offered`);
+    if (this.memory === undefined) throw new NoMemoryTable(`ring ${a.index}: SET_VRING_ADDR before SET_MEM_TABLE: user addresses cannot be translated`);
+    this.translateRing(a, r.num || 1); // UntranslatableAddress
+    this.reconfigure();
+    r.addr = a;
+    this.reconcile();
+    return undefined;
+  }
+
+  private setVringKick(f: VringFile): undefined {
+    const r = this.ring(f.index);
+    if (f.fd === undefined) throw new InvalidRingSetting(`ring ${f.index}: polling (no kick fd) is not supported`);
+    const fd = f.fd;
+    const index = f.index;
+    let watch: number;
+    try {
+      watch = this.io.watchReadable(fd, () => this.onKick(index, fd));
+    } catch (e) {
+      throw new InvalidRingSetting(`ring ${index}: the kick fd cannot be watched (${(e as Error).message}): pass an eventfd`);
+    }
+    this.take(fd);
+    this.reconfigure();
+    if (r.kickWatch !== undefined) this.io.unwatch(r.kickWatch);
+    if (r.kickFd !== undefined) this.io.close(r.kickFd);
+    r.kickFd = fd;
+    r.kickWatch = watch;
+    r.started = true;
+    this.reconcile();
+    return undefined;
+  }
+
+  private getConfig(a: ConfigAccess): Uint8Array {
+    this.requireProtocol(VhostUserProtocolFeature.CONFIG, 'GET_CONFIG');
+    const cfg = this.device.configSpace();
+    const out = new Uint8Array(a.size); // bytes past the device's config space read as zero
+    if (a.offset < cfg.byteLength) out.set(cfg.subarray(a.offset, Math.min(cfg.byteLength, a.offset + a.size)));
+    return encodeConfig(a.offset, a.flags, out);
+  }
+
+  private translateRing(a: VringAddr, num: number): { desc: number; avail: number; used: number } {
+    const m = this.memory!;
+    const b = ringBytes(num);
+    return {
+      desc: m.translate(a.desc, b.desc, `ring ${a.index} descriptor table`),
+      avail: m.translate(a.avail, b.avail, `ring ${a.index} available ring`),
+      used: m.translate(a.used, b.used, `ring ${a.index} used ring`),
+    };
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+  // Device activation
+
+  /** A ring setting changes: a running device stops first (positions kept), and a broken one may retry. */
+  private reconfigure(): void {
+    this.deactivate();
+    this.broken = false;
+  }
+
+  /** Activate the device when the started rings are 0..k-1, all configured and enabled. */
+  private reconcile(): void {
+    if (this.active !== undefined || this.broken || this.memory === undefined) return;
+    let k = 0;
+    while (k < this.rings.length && this.rings[k]!.started) k++;
+    if (k < this.profile.minQueues) return;
+    for (let i = k; i < this.rings.length; i++) if (this.rings[i]!.started) return; // a gap: wait
+    for (let i = 0; i < k; i++) {
+      const r = this.rings[i]!;
+      if (!r.enabled || r.num === 0 || r.addr === undefined) return;
+    }
+    this.activate(k);
+  }
+
+  private activate(k: number): void {
+    const mem = this.memory!.mem;
+    const features = (this.features ?? 0n) & ~(VHOST_USER_F_PROTOCOL_FEATURES | VHOST_F_LOG_ALL);
+    const eventIdx = (features & VIRTIO_RING_F_EVENT_IDX) !== 0n;
+    const indirect = (features & VIRTIO_RING_F_INDIRECT_DESC) !== 0n;
+    this.guard('activation', () => {
+      const queues: SplitQueue[] = [];
+      for (let i = 0; i < k; i++) {
+        const r = this.rings[i]!;
+        let layout;
+        try {
+          layout = this.translateRing(r.addr!, r.num);
+        } catch (e) {
+          throw new DeviceBroken((e as Error).message);
+        }
+        const usedIdx = mem.isValidRange(layout.used + 2, 2) ? mem.readU16(layout.used + 2) : 0;
+        queues.push(
+          SplitQueue.create(mem, { size: r.num, descTable: layout.desc, availRing: layout.avail, usedRing: layout.used }, {
+            maxSize: MAX_QUEUE_SIZE,
+            eventIdx,
+            indirect,
+            // vhost: the avail position comes from SET_VRING_BASE, the used index from the ring itself
+            start: { nextAvail: r.base, nextUsed: usedIdx },
+          }),
+        );
+      }
+      this.device.activate({ mem, queues, interrupt: this.interrupt, ackedFeatures: features });
+      this.active = { queues };
+      this.counters.activations++;
+      // kicks that came before activation were dropped: look at every ring once
+      for (let i = 0; i < k && this.active !== undefined && !this.broken; i++) this.device.processQueue(i);
+    });
+  }
+
+  /** Stop the device (if running), remembering each ring's next avail index for GET_VRING_BASE. */
+  private deactivate(): void {
+    const a = this.active;
+    if (a === undefined) return;
+    a.queues.forEach((q, i) => {
+      this.rings[i]!.base = q.nextAvail;
+    });
+    this.active = undefined;
+    this.counters.deactivations++;
+    try {
+      this.device.reset();
+    } catch (e) {
+      this.counters.bugs++;
+      this.log('error', `vhost-user: device reset threw ${(e as Error).message} (a device bug)`);
+    }
+  }
+
+  private onKick(index: number, fd: number): void {
+    try {
+      this.io.eventfdRead(fd);
+    } catch (e) {
+      // not an eventfd (or it broke): stop watching it rather than spin on a readable fd
+      const r = this.rings[index]!;
+      this.log('warn', `vhost-user: ring ${index} kick fd unreadable (${(e as Error).message}): ring stopped`);
+      if (r.kickFd === fd) {
+        this.dropKick(r);
+        r.started = false;
+      }
+      return;
+    }
+    this.counters.kicks++;
+    const a = this.active;
+    if (a === undefined || this.broken || index >= a.queues.length) return;
+    this.guard(`ring ${index}`, () => this.device.processQueue(index));
+  }
+
+  private signalUsed(q: number): void {
+    const r = this.rings[q];
+    if (r === undefined) return;
+    const fd = r.callFd;
+    if (fd === undefined) {
+      r.callPending = true;
+      return;
+    }
+    r.callPending = false;
+    this.counters.calls++;
+    try {
+      this.io.eventfdWrite(fd, 1n);
+    } catch (e) {
+      this.log('warn', `vhost-user: ring ${q} call fd write failed: ${(e as Error).message}`);
+    }
+  }
+
+  /** Run `f`; a failure marks the device broken instead of escaping (cf. DeviceRunner.guard). */
+  private guard(what: string, f: () => void): void {
+    try {
+      f();
+    } catch (e) {
+      const err = e instanceof Error ? e : new Error(String(e));
+      if (!(err instanceof DeviceBroken) && err.name !== 'InvalidQueue') {
+        this.counters.bugs++;
+        this.log('error', `vhost-user device ${this.device.deviceType}: ${what} threw ${err.name}: ${err.message} (a device bug)`);
+      } else {
+        this.log('warn', `vhost-user device ${this.device.deviceType}: ${what}: ${err.message}: rings stopped until the front-end restarts them`);
+      }
+      this.markBroken(err);
+    }
+  }
+
+  private markBroken(err: Error): void {
+    this.lastError = err;
+    if (this.broken) return;
+    this.broken = true;
+    this.counters.broken++;
+    // tell the front-end through each ring's error eventfd (SET_VRING_ERR)
+    for (const r of this.rings) {
+      if (r.errFd === undefined) continue;
+      try {
+        this.io.eventfdWrite(r.errFd, 1n);
+      } catch {
+        // nothing more to tell
+      }
+    }
+  }
+
+  private dropKick(r: Ring): void {
+    if (r.kickWatch !== undefined) this.io.unwatch(r.kickWatch);
+    if (r.kickFd !== undefined) this.io.close(r.kickFd);
+    r.kickWatch = undefined;
+    r.kickFd = undefined;
+  }
+
+  private dropRingFds(r: Ring): void {
+    this.dropKick(r);
+    if (r.callFd !== undefined) this.io.close(r.callFd);
+    if (r.errFd !== undefined) this.io.close(r.errFd);
+    r.callFd = undefined;
+    r.errFd = undefined;
+  }
+}
+
+function hasOwnReply(request: number): boolean {
+  return (
+    request === VhostUserRequest.GET_FEATURES ||
+    request === VhostUserRequest.GET_PROTOCOL_FEATURES ||
+    request === VhostUserRequest.GET_QUEUE_NUM ||
+    request === VhostUserRequest.GET_VRING_BASE ||
+    request === VhostUserRequest.GET_CONFIG
+  );
+}
+
+export { MalformedMessage };

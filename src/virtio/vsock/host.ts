@@ -1,0 +1,380 @@
+// The host side of virtio-vsock, in the VM owner's (main) thread: connections to and from the guest as
+// Node Duplex streams (DESIGN decision 7). It talks to the device worker over a MessagePort using the
+// protocol in host-protocol.ts; InProcessVsockHost runs the same code against a device in this thread.
+//
+//   const { host, workerPort } = createVsockChannel();     // workerPort → device worker (DeviceContext.hostPort)
+//   const s = await host.connect(1024);                     // host → guest port 1024
+//   const stop = host.listen(5000, (s) => s.pipe(s));       // guest → host port 5000
+
+import { Duplex } from 'node:stream';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { linkVsockBackend, type VsockBackend } from './backend.js';
+import {
+  VSOCK_HOST_WINDOW,
+  inThreadLinkPair,
+  portLink,
+  type DeviceToHost,
+  type HostToDevice,
+  type VsockCloseReason,
+  type VsockLink,
+} from './host-protocol.js';
+
+/** connect() failed: nothing listens on that guest port, the device is not running, or no answer came. */
+export class VsockConnectError extends Error {
+  override readonly name = 'VsockConnectError';
+  constructor(
+    readonly port: number,
+    readonly reason: VsockCloseReason | 'timeout' | 'host-closed',
+  ) {
+    super(`vsock connect to guest port ${String(port)} failed: ${describe(reason)}`);
+  }
+}
+
+/** An established connection ended abnormally (RST from the guest, protocol error, device reset). */
+export class VsockConnectionReset extends Error {
+  override readonly name = 'VsockConnectionReset';
+  constructor(readonly reason: VsockCloseReason | 'host-closed') {
+    super(`vsock connection reset: ${describe(reason)}`);
+  }
+}
+
+function describe(reason: VsockCloseReason | 'host-closed'): string {
+  switch (reason) {
+    case 'refused':
+      return 'connection refused (nothing listens on that port in the guest)';
+    case 'reset':
+      return 'reset by the guest';
+    case 'closed':
+      return 'closed';
+    case 'protocol':
+      return 'the guest broke the vsock protocol; the device reset the connection';
+    case 'timeout':
+      return 'the guest did not answer in time (is its vsock driver up?)';
+    case 'device-reset':
+      return 'the vsock device was reset or failed';
+    case 'limit':
+      return 'too many vsock connections';
+    case 'inactive':
+      return 'the vsock device is not running yet (the guest driver has not set DRIVER_OK)';
+    case 'host-closed':
+      return 'the VsockHost was closed';
+  }
+}
+
+export interface VsockHostOptions {
+  /** connect() gives up after this long (ms; 0 = wait forever). Default 5000. */
+  connectTimeoutMs?: number;
+  /** host → guest bytes in flight per connection before writes wait (default VSOCK_HOST_WINDOW) */
+  window?: number;
+}
+
+/** A vsock connection seen from the host. */
+export class VsockStream extends Duplex {
+  private inflight = 0;
+  private waitingWrite: ((e?: Error | null) => void) | undefined;
+  private pushed = 0;
+  private reported = 0;
+  /** the device said the connection is gone */
+  private gone = false;
+
+  constructor(
+    private readonly owner: VsockHost,
+    /** connection id (host-protocol.ts) */
+    readonly id: number,
+    /** the host-side vsock port (CID 2) */
+    readonly localPort: number,
+    /** the guest's vsock port */
+    readonly remotePort: number,
+    private readonly window: number,
+  ) {
+    super({ allowHalfOpen: true });
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    if (this.gone) {
+      cb(new VsockConnectionReset('closed'));
+      return;
+    }
+    if (chunk.length === 0) {
+      cb();
+      return;
+    }
+    const data = new Uint8Array(chunk); // our own copy: the caller may reuse chunk after cb, and it is transferred
+    this.inflight += data.length;
+    this.owner.post({ t: 'data', id: this.id, data });
+    if (this.inflight < this.window) cb();
+    else this.waitingWrite = cb; // released by acks (host-protocol.ts: host → guest flow control)
+  }
+
+  override _final(cb: (e?: Error | null) => void): void {
+    if (!this.gone) this.owner.post({ t: 'shutdown', id: this.id });
+    cb();
+  }
+
+  override _read(): void {
+    this.reportConsumed();
+  }
+
+  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
+    if (!this.gone) {
+      this.gone = true;
+      // orderly only when both directions finished; otherwise RST (like closing a socket with unread data)
+      const orderly = err === null && this.writableFinished && this.readableEnded;
+      this.owner.post({ t: 'close', id: this.id, abort: !orderly });
+    }
+    this.owner.forget(this.id);
+    const w = this.waitingWrite;
+    this.waitingWrite = undefined;
+    w?.(err ?? new VsockConnectionReset('closed'));
+    cb(err);
+  }
+
+  /** bytes from the guest */
+  onData(d: Uint8Array): void {
+    if (this.destroyed) return;
+    this.pushed += d.length;
+    this.push(d);
+  }
+
+  /** the guest took n of our bytes */
+  onAcked(n: number): void {
+    this.inflight -= n;
+    if (this.inflight < this.window && this.waitingWrite !== undefined) {
+      const w = this.waitingWrite;
+      this.waitingWrite = undefined;
+      w();
+    }
+  }
+
+  onEof(): void {
+    if (!this.destroyed) this.push(null);
+  }
+
+  onClosed(reason: VsockCloseReason): void {
+    this.gone = true;
+    if (this.destroyed) return;
+    if (reason === 'closed') {
+      // orderly: the reader still gets what is buffered, then EOF; our writes have nowhere to go
+      this.push(null);
+      const w = this.waitingWrite;
+      this.waitingWrite = undefined;
+      w?.();
+      this.end();
+    } else {
+      this.destroy(new VsockConnectionReset(reason));
+    }
+  }
+
+  /** Tell the device how much guest data our reader has taken (credit for the guest). */
+  private reportConsumed(): void {
+    if (this.gone) return;
+    const consumed = this.pushed - this.readableLength;
+    const n = consumed - this.reported;
+    if (n > 0) {
+      this.reported = consumed;
+      this.owner.post({ t: 'consumed', id: this.id, n });
+    }
+  }
+}
+
+interface PendingConnect {
+  port: number;
+  resolve: (s: VsockStream) => void;
+  reject: (e: Error) => void;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+/** Decides what to do with a guest connection to a port nobody listens on (hybrid vsock uses it). */
+export type UnclaimedHandler = (port: number, peerPort: number) => Promise<((s: VsockStream) => void) | undefined>;
+
+type HostLink = VsockLink<HostToDevice, DeviceToHost>;
+
+function isMessagePort(x: MessagePort | HostLink): x is MessagePort {
+  return typeof (x as MessagePort).postMessage === 'function';
+}
+
+export class VsockHost {
+  private readonly link: HostLink;
+  private readonly streams = new Map<number, VsockStream>();
+  private readonly connects = new Map<number, PendingConnect>();
+  private readonly listeners = new Map<number, (s: VsockStream) => void>();
+  /** guest connections waiting for the unclaimed handler */
+  private readonly undecided = new Set<number>();
+  private unclaimed: UnclaimedHandler | undefined;
+  private nextId = 1; // odd ids: host-initiated (host-protocol.ts)
+  private closed = false;
+  private readonly connectTimeoutMs: number;
+  private readonly window: number;
+
+  constructor(channel: MessagePort | HostLink, opts: VsockHostOptions = {}) {
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
+    this.window = opts.window ?? VSOCK_HOST_WINDOW;
+    if (isMessagePort(channel)) {
+      this.link = portLink<HostToDevice, DeviceToHost>(channel);
+      this.link.onMessage((m) => this.onMessage(m));
+      channel.unref(); // vsock alone does not keep the process alive
+    } else {
+      this.link = channel;
+      this.link.onMessage((m) => this.onMessage(m));
+    }
+  }
+
+  /** Open a connection to guest port `port` (a guest process listening on AF_VSOCK). */
+  connect(port: number, opts: { timeoutMs?: number } = {}): Promise<VsockStream> {
+    if (!Number.isInteger(port) || port < 0 || port > 0xffff_ffff) {
+      return Promise.reject(new RangeError(`vsock port ${String(port)} must be an integer from 0 to 4294967295`));
+    }
+    if (this.closed) return Promise.reject(new VsockConnectError(port, 'host-closed'));
+    const id = this.nextId;
+    this.nextId += 2;
+    return new Promise<VsockStream>((resolve, reject) => {
+      const ms = opts.timeoutMs ?? this.connectTimeoutMs;
+      const p: PendingConnect = { port, resolve, reject, timer: undefined };
+      if (ms > 0) {
+        p.timer = setTimeout(() => {
+          if (this.connects.delete(id)) {
+            this.post({ t: 'close', id, abort: true });
+            reject(new VsockConnectError(port, 'timeout'));
+          }
+        }, ms);
+      }
+      this.connects.set(id, p);
+      this.post({ t: 'connect', id, port });
+    });
+  }
+
+  /** Accept guest connections to host port `port`. Returns a function that stops listening. */
+  listen(port: number, onConnection: (s: Duplex) => void): () => void {
+    if (!Number.isInteger(port) || port < 0 || port > 0xffff_ffff) {
+      throw new RangeError(`vsock port ${String(port)} must be an integer from 0 to 4294967295`);
+    }
+    if (this.listeners.has(port)) throw new Error(`vsock host port ${String(port)} already has a listener: stop it first`);
+    this.listeners.set(port, onConnection);
+    return () => {
+      if (this.listeners.get(port) === onConnection) this.listeners.delete(port);
+    };
+  }
+
+  /** Route guest connections to ports without a listener (set once; used by serveHybridVsock). */
+  onUnclaimed(handler: UnclaimedHandler | undefined): void {
+    this.unclaimed = handler;
+  }
+
+  /** Reset every connection and stop talking to the device. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const [id, p] of this.connects) {
+      if (p.timer !== undefined) clearTimeout(p.timer);
+      this.link.post({ t: 'close', id, abort: true });
+      p.reject(new VsockConnectError(p.port, 'host-closed'));
+    }
+    this.connects.clear();
+    // destroyed without an error (like a socket torn down by its owner): no unhandled 'error' events
+    for (const s of [...this.streams.values()]) s.destroy();
+    this.link.close();
+  }
+
+  /** Open connections (for tests and metrics). */
+  get connectionCount(): number {
+    return this.streams.size;
+  }
+
+  /** @internal used by VsockStream */
+  post(m: HostToDevice): void {
+    if (!this.closed) this.link.post(m);
+  }
+
+  /** @internal a stream was destroyed */
+  forget(id: number): void {
+    this.streams.delete(id);
+  }
+
+  private onMessage(m: DeviceToHost): void {
+    switch (m.t) {
+      case 'incoming':
+        this.onIncoming(m.id, m.port, m.peerPort);
+        return;
+      case 'connected': {
+        const p = this.connects.get(m.id);
+        if (p === undefined) return; // timed out meanwhile: close was sent
+        this.connects.delete(m.id);
+        if (p.timer !== undefined) clearTimeout(p.timer);
+        const s = new VsockStream(this, m.id, m.localPort, p.port, this.window);
+        this.streams.set(m.id, s);
+        p.resolve(s);
+        return;
+      }
+      case 'data':
+        this.streams.get(m.id)?.onData(m.data);
+        return;
+      case 'acked':
+        this.streams.get(m.id)?.onAcked(m.n);
+        return;
+      case 'eof':
+        this.streams.get(m.id)?.onEof();
+        return;
+      case 'closed': {
+        this.undecided.delete(m.id);
+        const p = this.connects.get(m.id);
+        if (p !== undefined) {
+          this.connects.delete(m.id);
+          if (p.timer !== undefined) clearTimeout(p.timer);
+          p.reject(new VsockConnectError(p.port, m.reason));
+          return;
+        }
+        const s = this.streams.get(m.id);
+        this.streams.delete(m.id);
+        s?.onClosed(m.reason);
+        return;
+      }
+    }
+  }
+
+  private onIncoming(id: number, port: number, peerPort: number): void {
+    const l = this.listeners.get(port);
+    if (l !== undefined) {
+      this.accept(id, port, peerPort, l);
+      return;
+    }
+    const u = this.unclaimed;
+    if (u === undefined) {
+      this.post({ t: 'refuse', id });
+      return;
+    }
+    this.undecided.add(id);
+    u(port, peerPort).then(
+      (handler) => {
+        if (!this.undecided.delete(id)) return; // the guest gave up meanwhile
+        if (handler === undefined) this.post({ t: 'refuse', id });
+        else this.accept(id, port, peerPort, handler);
+      },
+      () => {
+        if (this.undecided.delete(id)) this.post({ t: 'refuse', id });
+      },
+    );
+  }
+
+  private accept(id: number, port: number, peerPort: number, handler: (s: VsockStream) => void): void {
+    const s = new VsockStream(this, id, port, peerPort, this.window);
+    this.streams.set(id, s);
+    this.post({ t: 'accept', id });
+    handler(s);
+  }
+}
+
+/** A VsockHost wired to a device in the same thread (tests, tools): give `backend` to the VsockDevice. */
+export class InProcessVsockHost extends VsockHost {
+  readonly backend: VsockBackend;
+  constructor(opts: VsockHostOptions = {}) {
+    const pair = inThreadLinkPair();
+    super(pair.host, opts);
+    this.backend = linkVsockBackend(pair.device);
+  }
+}
+
+/** A MessageChannel for a device worker: keep `host` here, transfer `workerPort` to the worker. */
+export function createVsockChannel(opts: VsockHostOptions = {}): { host: VsockHost; workerPort: MessagePort } {
+  const ch = new MessageChannel();
+  return { host: new VsockHost(ch.port1, opts), workerPort: ch.port2 };
+}
