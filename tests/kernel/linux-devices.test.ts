@@ -92,7 +92,13 @@ t.test('Linux drivers probe virtio-blk (ext4 root), rng, vsock and net in one bo
   // When the kernel looks for init, every driver has probed: take the device counters, then stop.
   let seen = false;
   type Metrics = Awaited<ReturnType<Vm['deviceMetrics']>>;
-  let snapshot: { metrics: Metrics[]; status: number[]; rxAvail: number | undefined; netRxAvail: number | undefined } | undefined;
+  let snapshot: {
+    metrics: Metrics[];
+    status: number[];
+    features: bigint[];
+    rxAvail: number | undefined;
+    netRxAvail: number | undefined;
+  } | undefined;
   const atInit = new Promise<void>((resolve) => {
     const onConsole = (): void => {
       if (seen || !INIT_RE.test(vm.consoleText)) return;
@@ -102,6 +108,7 @@ t.test('Linux drivers probe virtio-blk (ext4 root), rng, vsock and net in one bo
         snapshot = {
           metrics: await Promise.all(devices.map((_, i) => vm.deviceMetrics(i))),
           status: vm.devices.map((d) => d.state.status),
+          features: vm.devices.map((d) => d.state.locked(() => d.state.driverFeatures())),
           rxAvail: availIdx(vm, VSOCK, 0),
           netRxAvail: tap ? availIdx(vm, NET, 0) : undefined,
         };
@@ -122,6 +129,9 @@ t.test('Linux drivers probe virtio-blk (ext4 root), rng, vsock and net in one bo
   const tail = log.slice(-4000);
 
   t.ok(seen, 'the kernel reached "Run ... as init process"', { tail });
+  for (const line of log.split('\n').filter((l) => /virtio|vda|EXT4|VFS|random|hwrng|vsock|eth\d|NET:/i.test(l))) {
+    t.comment(`kernel: ${line.trim()}`);
+  }
   t.comment(`boot to the init search: ${bootMs.toFixed(0)} ms (informational); ${INIT_RE.exec(log)?.[0] ?? 'no init line'}`);
   t.not(reason.kind, 'error', `VM stopped cleanly (${JSON.stringify(reason)})`);
   for (const l of deviceLog) t.comment(`device log: ${l}`);
@@ -159,7 +169,13 @@ t.test('Linux drivers probe virtio-blk (ext4 root), rng, vsock and net in one bo
     const vs = s.metrics[VSOCK]?.device ?? {};
     t.ok((vs.notifications ?? 0) > 0, `virtio-vsock: the driver notified the device (${String(vs.notifications)})`);
 
+    for (let i = 0; i < devices.length; i++) {
+      t.ok((s.features[i]! & (1n << 32n)) !== 0n, `${vm.devices[i]!.name}: the driver accepted VIRTIO_F_VERSION_1 (features 0x${s.features[i]!.toString(16)})`);
+    }
     if (tap) {
+      // virtio_net probes quietly; what it negotiated shows it read our config space (MAC)
+      t.ok((s.features[NET]! & (1n << 5n)) !== 0n, 'virtio_net accepted VIRTIO_NET_F_MAC (it took the MAC from our config space)');
+      // rx buffers are only posted when eth0 is brought up, which needs user space: not asserted here
       t.comment(`virtio-net rx avail.idx = ${String(s.netRxAvail)}; tap in ${tap.netns}: ${JSON.stringify(netStats)}`);
     }
   }

@@ -261,6 +261,36 @@ t.test('host writes wait for the guest: bounded buffering', async (t) => {
   w.host.close();
 });
 
+t.test('one host write larger than the window is posted a window at a time', async (t) => {
+  const w = world();
+  const p = w.host.connect(98);
+  await tick();
+  const req = w.pump().find((x) => x.hdr.op === VsockOp.REQUEST)!;
+  w.guest.send({ op: VsockOp.RESPONSE, srcPort: 98, dstPort: req.hdr.srcPort, bufAlloc: 64 * 1024 });
+  const s = await p;
+  const big = bytes(1 << 20, 5); // 4x the host window in a single write
+  let done = false;
+  s.write(big, () => (done = true));
+  await tick();
+  t.ok(w.device.metrics().bufferedToGuest! <= VSOCK_HOST_WINDOW, 'the device never holds more than the window');
+  t.notOk(done, 'the write completes only when the guest has taken the bytes');
+  const got: Uint8Array[] = [];
+  let fwd = 0;
+  await until('all bytes at the guest', () => {
+    for (const x of w.pump()) {
+      if (x.hdr.op !== VsockOp.RW) continue;
+      got.push(x.payload);
+      fwd += x.payload.length;
+      w.guest.send({ op: VsockOp.CREDIT_UPDATE, srcPort: 98, dstPort: req.hdr.srcPort, bufAlloc: 64 * 1024, fwdCnt: fwd });
+    }
+    return fwd === big.length;
+  });
+  t.equal(Buffer.compare(Buffer.concat(got), Buffer.from(big)), 0, 'the connection survived and the bytes arrived in order');
+  await until('write callback', () => done);
+  s.destroy();
+  w.host.close();
+});
+
 t.test('hybrid vsock: CONNECT <port> and guest connections to <uds>_<port>', async (t) => {
   t.equal(parseConnectLine('CONNECT 1024'), 1024);
   t.equal(parseConnectLine('connect 7\r'), 7);

@@ -72,6 +72,8 @@ export interface VsockHostOptions {
 export class VsockStream extends Duplex {
   private inflight = 0;
   private waitingWrite: ((e?: Error | null) => void) | undefined;
+  /** the part of the current write not yet posted to the device */
+  private unsent: Uint8Array | undefined;
   private pushed = 0;
   private reported = 0;
   /** the device said the connection is gone */
@@ -99,11 +101,29 @@ export class VsockStream extends Duplex {
       cb();
       return;
     }
-    const data = new Uint8Array(chunk); // our own copy: the caller may reuse chunk after cb, and it is transferred
-    this.inflight += data.length;
-    this.owner.post({ t: 'data', id: this.id, data });
-    if (this.inflight < this.window) cb();
-    else this.waitingWrite = cb; // released by acks (host-protocol.ts: host → guest flow control)
+    // our own copy: the caller may reuse chunk after cb, and it is transferred
+    this.unsent = new Uint8Array(chunk);
+    this.waitingWrite = cb;
+    this.pump();
+  }
+
+  /**
+   * Post what the window allows of the chunk being written, a window-sized piece at a time; the rest waits for
+   * acks (host-protocol.ts: host → guest flow control), so one large write never overruns the device's buffer.
+   */
+  private pump(): void {
+    while (this.unsent !== undefined && this.inflight < this.window) {
+      const n = Math.min(this.unsent.length, this.window - this.inflight);
+      const data = n === this.unsent.length ? this.unsent : this.unsent.slice(0, n);
+      this.unsent = n === this.unsent.length ? undefined : this.unsent.subarray(n);
+      this.inflight += data.length;
+      this.owner.post({ t: 'data', id: this.id, data });
+    }
+    if (this.unsent === undefined && this.inflight < this.window && this.waitingWrite !== undefined) {
+      const w = this.waitingWrite;
+      this.waitingWrite = undefined;
+      w();
+    }
   }
 
   override _final(cb: (e?: Error | null) => void): void {
@@ -123,6 +143,7 @@ export class VsockStream extends Duplex {
       this.owner.post({ t: 'close', id: this.id, abort: !orderly });
     }
     this.owner.forget(this.id);
+    this.unsent = undefined;
     const w = this.waitingWrite;
     this.waitingWrite = undefined;
     w?.(err ?? new VsockConnectionReset('closed'));
@@ -139,11 +160,7 @@ export class VsockStream extends Duplex {
   /** the guest took n of our bytes */
   onAcked(n: number): void {
     this.inflight -= n;
-    if (this.inflight < this.window && this.waitingWrite !== undefined) {
-      const w = this.waitingWrite;
-      this.waitingWrite = undefined;
-      w();
-    }
+    this.pump();
   }
 
   onEof(): void {
@@ -156,6 +173,7 @@ export class VsockStream extends Duplex {
     if (reason === 'closed') {
       // orderly: the reader still gets what is buffered, then EOF; our writes have nowhere to go
       this.push(null);
+      this.unsent = undefined;
       const w = this.waitingWrite;
       this.waitingWrite = undefined;
       w?.();
