@@ -160,6 +160,7 @@ export async function bootCommand(o: BootOptions): Promise<number> {
         status,
         boot_timer_monotonic_ns: vm.bootTimer ? vm.bootTimer.monotonicNs.toString() : null,
         boot_timer_ms: vm.bootTimer ? Number(vm.bootTimer.sinceCreateNs) / 1e6 : null,
+        create_phases_ms: Object.fromEntries(vm.createPhases.map((p) => [p.name, p.ms])),
         cmdline,
       }) + '\n',
     );

@@ -45,6 +45,12 @@ export interface VmOptions {
   devices?: DeviceSpec[];
 }
 
+/** How long each step of createVm() took (ms), in order: 'vm+memory', 'devices', 'pvh-load', 'vcpus', 'workers'. */
+export interface CreatePhase {
+  name: string;
+  ms: number;
+}
+
 export interface BootTimerRecord {
   /** CLOCK_MONOTONIC at the guest's write, ns (same clock as process.hrtime.bigint() in any process) */
   monotonicNs: bigint;
@@ -119,6 +125,8 @@ export class Vm extends EventEmitter {
   debugOutput = '';
   readonly testValues: number[] = [];
   bootTimer: BootTimerRecord | undefined;
+  /** where createVm() spent its time */
+  createPhases: CreatePhase[] = [];
 
   private exitReason: VmExitReason | undefined;
   private stopping = false;
@@ -340,6 +348,13 @@ export async function createVm(opts: VmOptions, native: NativeAddon = loadNative
   let virtio: DeviceManager | undefined;
   let vsock: VsockHost | undefined;
   let hybrid: HybridVsockServer | undefined;
+  const phases: CreatePhase[] = [];
+  let last = createdNs;
+  const mark = (name: string): void => {
+    const now = process.hrtime.bigint();
+    phases.push({ name, ms: Number(now - last) / 1e6 });
+    last = now;
+  };
   try {
     const vmFd = kvm.createVm();
     cleanup.push(() => vmFd.close());
@@ -358,6 +373,7 @@ export async function createVm(opts: VmOptions, native: NativeAddon = loadNative
       vmFd.setUserMemoryRegion({ slot, flags: 0, guestPhysAddr: r.base, size: r.size, userspaceAddr: m.addr });
     });
     const memory = new GuestMemory(regions.map((r, i) => ({ base: r.base, size: r.size, buffer: mappings[i]!.buffer })));
+    mark('vm+memory');
 
     // virtio devices: their workers wrap guest RAM, so they are stopped before it is unmapped (finish())
     let cmdline = opts.cmdline ?? '';
@@ -377,6 +393,7 @@ export async function createVm(opts: VmOptions, native: NativeAddon = loadNative
       }
     }
 
+    mark('devices');
     const boot = setupPvhBoot(memory, {
       kernel: opts.kernel,
       ...(opts.initrd ? { initrd: opts.initrd } : {}),
@@ -385,6 +402,7 @@ export async function createVm(opts: VmOptions, native: NativeAddon = loadNative
     });
 
     // COM1 interrupt line: an irqfd on IRQ 4 that the vCPU workers signal
+    mark('pvh-load');
     const serialIrq = EventFd.create(native);
     cleanup.push(() => serialIrq.close());
     vmFd.irqfd(serialIrq, COM1_IRQ);
@@ -414,6 +432,7 @@ export async function createVm(opts: VmOptions, native: NativeAddon = loadNative
       });
     }
 
+    mark('vcpus');
     // one port per vCPU: each worker posts its events there, the VM listens on the other ends
     const channels = vcpus.map(() => new MessageChannel());
     const vm = new Vm(
@@ -439,6 +458,8 @@ export async function createVm(opts: VmOptions, native: NativeAddon = loadNative
       };
       v.worker.postMessage(req, [req.port]);
     });
+    mark('workers');
+    vm.createPhases = phases;
     return vm;
   } catch (e) {
     // workers that were handed nothing go straight back
