@@ -327,7 +327,7 @@ function realKernelMd(r: RealKernelResult): string[] {
   return [
     '## Real kernel to init',
     '',
-    `The full guest kernel (\`npm run guest:kernel\`) and the test initramfs (\`npm run guest:initrd\`), ${String(r.memory_mib)} MiB, 1 vCPU, ` +
+    `The full guest kernel (\`npm run guest:kernel\`) and the test initramfs (\`npm run guest:initrd:test\`), ${String(r.memory_mib)} MiB, 1 vCPU, ` +
       `the same command line on every backend (\`${r.cmdline}\`). Time from \`Hypervisor.startVm()\` (createVm / QEMU spawn) to the ` +
       `init's \`${INIT_MARKER}\` on the console, and to its boot-timer write; ${String(r.runs)} interleaved runs per backend after one discarded warm-up.`,
     '',

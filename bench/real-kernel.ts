@@ -1,5 +1,5 @@
 // The boot benchmark's real-kernel section: the full guest kernel (`npm run guest:kernel`) + the test
-// initramfs (`npm run guest:initrd`, whose init writes the boot timer, prints KATA_TS_INIT_OK and reboots),
+// initramfs (`npm run guest:initrd:test`, whose init writes the boot timer, prints KATA_TS_INIT_OK and reboots),
 // same command line, under each hypervisor backend this host can run: qemu+TCG wherever QEMU is installed;
 // inproc and qemu+KVM only where `kata-ts check` finds hardware virtualization (on the software KVM of the
 // development machines a Linux guest cannot reach user space in-process). Time is from startVm()
@@ -84,7 +84,7 @@ export async function benchRealKernel(repoRoot: string, host: HostFacts, runs: n
   const { series, notes } = realKernelSeries(host);
   if (series.length === 0) return undefined;
   const kernel = artifact(repoRoot, 'guest:kernel');
-  const initrd = artifact(repoRoot, 'guest:initrd');
+  const initrd = artifact(repoRoot, 'guest:initrd:test');
   // same command line everywhere (the software-KVM quirks apply only to inproc, which runs here only on hardware)
   let cmdline = DEFAULT_CMDLINE;
   if (series.includes('inproc') && host.virtualization === 'software') cmdline = applyQuirks(cmdline, loadQuirksProfile('pvm'));

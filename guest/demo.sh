@@ -10,5 +10,5 @@ bash guest/install-deps.sh
 npm run --silent build:ts
 node dist/src/cli/main.js check --no-probe || true
 kernel=$(npm run --silent guest:kernel | tail -n1)
-initrd=$(npm run --silent guest:initrd | tail -n1)
+initrd=$(npm run --silent guest:initrd:test | tail -n1)
 exec node dist/src/cli/main.js boot --hypervisor auto --kernel "$kernel" --initrd "$initrd" --timeout 300 "$@"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install what kata-ts needs on Debian 12 (run as root): the addon toolchain, the guest kernel build
-# dependencies, the static init's toolchain and QEMU (the comparison backend and the payload cross-check).
+# dependencies, the static init's toolchain, QEMU (the comparison backend and the payload cross-check) and Go with
+# containerd's ttrpc sources (the ttRPC conformance peer, tests/conformance/go/).
 set -euo pipefail
 PKGS=(build-essential python3 binutils linux-source-6.1 bc flex bison libelf-dev libssl-dev dwarves
-      busybox-static cpio qemu-system-x86 xz-utils)
+      busybox-static cpio e2fsprogs qemu-system-x86 xz-utils golang-go golang-github-containerd-ttrpc-dev runc)
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -4,6 +4,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { defaultVcpuPool } from '../vmm/vcpu-pool.js';
 import { checkCommand } from './check.js';
+import { OCI_COMMANDS, registerOciCommands, useOneLineErrors } from './oci.js';
 import { vhostUserBackendCommand } from './vhost-user-backend.js';
 
 // `boot` is latency-sensitive: start its vCPU worker thread now, so the thread loads its modules on the
@@ -70,7 +71,23 @@ program
     process.exitCode = await vhostUserBackendCommand(o);
   });
 
-program.parseAsync(process.argv).catch((e: Error) => {
-  process.stderr.write(`kata-ts: ${e.message}\n`);
-  process.exit(1);
+// The OCI commands (runc-compatible) and their global options: --root, --log, --log-format, --hypervisor, --config.
+registerOciCommands(program);
+useOneLineErrors(program);
+
+// An OCI command is done when its action returns; exit then even if the runtime left a handle open (the
+// sandbox process is detached and outlives this one). stdout/stderr writes are synchronous on Linux.
+let ociDone = false;
+program.hook('postAction', (_root, action) => {
+  if ((OCI_COMMANDS as readonly string[]).includes(action.name())) ociDone = true;
 });
+
+program
+  .parseAsync(process.argv)
+  .then(() => {
+    if (ociDone) process.exit();
+  })
+  .catch((e: Error) => {
+    process.stderr.write(`kata-ts: ${e.message}\n`);
+    process.exit(1);
+  });

@@ -1,6 +1,5 @@
 // The `inproc` backend: the in-process VMM (src/vmm/vm.ts) behind the Hypervisor interface.
 
-import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import type { DeviceSpec } from '../virtio/registry.js';
 import type { VsockHost } from '../virtio/vsock/host.js';
@@ -8,12 +7,9 @@ import type { DeviceLogLine } from '../vmm/device-manager.js';
 import type { VmExitReason } from '../vmm/events.js';
 import { defaultVcpuPool } from '../vmm/vcpu-pool.js';
 import { createVm, type BootTimerRecord, type Vm } from '../vmm/vm.js';
-import { ConsoleRecorder } from './console-recorder.js';
+import { HypervisorBase } from './base.js';
 import {
-  DeviceKindNotSupported,
-  HotplugNotSupported,
   HypervisorStateError,
-  type BootPhases,
   type Hypervisor,
   type HypervisorCapabilities,
   type VmConfig,
@@ -21,23 +17,15 @@ import {
 
 const DEVICE_KINDS: readonly DeviceSpec['kind'][] = ['blk', 'net', 'vsock', 'rng', 'module'];
 
-type State = 'new' | 'created' | 'starting' | 'running' | 'paused' | 'stopped';
-
 export interface InprocOptions {
   /** KVM is hardware-backed (false on kvm_pvm): decides guestUserspace in capabilities() */
   hardwareVirtualization: boolean;
 }
 
-export class InprocHypervisor extends EventEmitter implements Hypervisor {
+export class InprocHypervisor extends HypervisorBase implements Hypervisor {
   readonly kind = 'inproc' as const;
-  readonly phases: BootPhases = { markers: {} };
-  private state: State = 'new';
-  private config: VmConfig | undefined;
-  private devices: DeviceSpec[] = [];
+  protected readonly deviceKinds = DEVICE_KINDS;
   private vm: Vm | undefined;
-  private recorder: ConsoleRecorder | undefined;
-  private exited: Promise<VmExitReason> | undefined;
-  private resolveExited!: (r: VmExitReason) => void;
   private stopRequested = false;
 
   constructor(private readonly opts: InprocOptions) {
@@ -59,10 +47,6 @@ export class InprocHypervisor extends EventEmitter implements Hypervisor {
     };
   }
 
-  get consoleText(): string {
-    return this.recorder?.text ?? '';
-  }
-
   get cmdline(): string | undefined {
     return this.vm ? this.effectiveCmdline : undefined;
   }
@@ -73,31 +57,13 @@ export class InprocHypervisor extends EventEmitter implements Hypervisor {
     return this.vm?.vsock;
   }
 
-  createVm(config: VmConfig): Promise<void> {
-    if (this.state !== 'new') return Promise.reject(new HypervisorStateError('create', this.state));
-    this.config = config;
-    this.devices = [];
-    for (const d of config.devices ?? []) this.addDevice(d, true);
-    this.recorder = new ConsoleRecorder(this.phases, config.markers, (m) => this.emit('marker', m));
-    this.exited = new Promise((r) => (this.resolveExited = r));
-    this.state = 'created';
+  protected override onCreated(config: VmConfig): void {
     // the vCPU threads take the longest to start: start them now (DESIGN: vCPU worker pool)
     defaultVcpuPool.prewarm(config.vcpus).catch(() => undefined);
-    return Promise.resolve();
-  }
-
-  addDevice(spec: DeviceSpec, fromConfig = false): void {
-    if (this.state === 'new' && !fromConfig) throw new HypervisorStateError('add a device to', 'not created yet');
-    if (this.state !== 'new' && this.state !== 'created') throw new HotplugNotSupported('inproc');
-    if (!DEVICE_KINDS.includes(spec.kind)) throw new DeviceKindNotSupported('inproc', spec.kind, DEVICE_KINDS);
-    this.devices.push(spec);
   }
 
   async startVm(): Promise<void> {
-    if (this.state !== 'created' || !this.config) throw new HypervisorStateError('start', this.state);
-    const c = this.config;
-    this.state = 'starting';
-    this.phases.startRequested = process.hrtime.bigint();
+    const c = this.beginStart();
     try {
       const [kernel, initrd] = await Promise.all([readFile(c.kernelPath), c.initrdPath ? readFile(c.initrdPath) : undefined]);
       const vm = await createVm({

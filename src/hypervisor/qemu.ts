@@ -4,7 +4,6 @@
 // user space (software KVM: QEMU with TCG) and as the comparison VMM in benchmarks.
 
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,13 +11,10 @@ import { join } from 'node:path';
 import type { DeviceSpec } from '../virtio/registry.js';
 import type { VsockHost } from '../virtio/vsock/host.js';
 import type { VmExitReason } from '../vmm/events.js';
-import { ConsoleRecorder } from './console-recorder.js';
+import { HypervisorBase } from './base.js';
 import {
-  DeviceKindNotSupported,
-  HotplugNotSupported,
   HypervisorStateError,
   type Accelerator,
-  type BootPhases,
   type Hypervisor,
   type HypervisorCapabilities,
   type VmConfig,
@@ -75,8 +71,6 @@ export interface QemuOptions {
   startBackend?: StartVhostUserBackend;
 }
 
-type State = 'new' | 'created' | 'starting' | 'running' | 'paused' | 'stopped';
-
 /** The QMP SHUTDOWN event's reason (qapi/run-state.json ShutdownCause) as a VM exit. */
 export function exitFromShutdown(reason: string): VmExitReason {
   switch (reason) {
@@ -117,15 +111,11 @@ function listenOnce(path: string): { server: Server; ready: Promise<void>; conne
   return { server, ready, connection };
 }
 
-export class QemuHypervisor extends EventEmitter implements Hypervisor {
+export class QemuHypervisor extends HypervisorBase implements Hypervisor {
   readonly kind = 'qemu' as const;
-  readonly phases: BootPhases = { markers: {} };
+  protected readonly deviceKinds = DEVICE_KINDS;
   /** the argv QEMU was started with (after startVm) */
   argv: string[] | undefined;
-  private state: State = 'new';
-  private config: VmConfig | undefined;
-  private devices: DeviceSpec[] = [];
-  private recorder: ConsoleRecorder | undefined;
   private child: ChildProcessWithoutNullStreams | undefined;
   private qmp: QmpClient | undefined;
   private workDir: string | undefined;
@@ -136,8 +126,6 @@ export class QemuHypervisor extends EventEmitter implements Hypervisor {
   private shutdownReason: VmExitReason | undefined;
   private stopRequested = false;
   private finishing = false;
-  private exited: Promise<VmExitReason> | undefined;
-  private resolveExited!: (r: VmExitReason) => void;
   private vsockHost: VsockHost | undefined;
 
   constructor(private readonly opts: QemuOptions) {
@@ -161,10 +149,6 @@ export class QemuHypervisor extends EventEmitter implements Hypervisor {
     };
   }
 
-  get consoleText(): string {
-    return this.recorder?.text ?? '';
-  }
-
   get cmdline(): string | undefined {
     return this.argv ? this.config?.cmdline : undefined;
   }
@@ -178,29 +162,8 @@ export class QemuHypervisor extends EventEmitter implements Hypervisor {
     return this.qmp;
   }
 
-  createVm(config: VmConfig): Promise<void> {
-    if (this.state !== 'new') return Promise.reject(new HypervisorStateError('create', this.state));
-    this.config = config;
-    this.devices = [];
-    for (const d of config.devices ?? []) this.addDevice(d, true);
-    this.recorder = new ConsoleRecorder(this.phases, config.markers, (m) => this.emit('marker', m));
-    this.exited = new Promise((r) => (this.resolveExited = r));
-    this.state = 'created';
-    return Promise.resolve();
-  }
-
-  addDevice(spec: DeviceSpec, fromConfig = false): void {
-    if (this.state === 'new' && !fromConfig) throw new HypervisorStateError('add a device to', 'not created yet');
-    if (this.state !== 'new' && this.state !== 'created') throw new HotplugNotSupported('qemu');
-    if (!DEVICE_KINDS.includes(spec.kind)) throw new DeviceKindNotSupported('qemu', spec.kind, DEVICE_KINDS);
-    this.devices.push(spec);
-  }
-
   async startVm(): Promise<void> {
-    if (this.state !== 'created' || !this.config) throw new HypervisorStateError('start', this.state);
-    const c = this.config;
-    this.state = 'starting';
-    this.phases.startRequested = process.hrtime.bigint();
+    const c = this.beginStart();
     try {
       await this.launch(c);
     } catch (e) {

@@ -246,6 +246,12 @@ export class VhostUserSession {
     return r;
   }
 
+  /** CONFIG only for a device that has a configuration space (QEMU warns about it for rng otherwise). */
+  private get offeredProtocolFeatures(): bigint {
+    if (this.device.configSpace().length > 0) return SUPPORTED_PROTOCOL_FEATURES;
+    return SUPPORTED_PROTOCOL_FEATURES & ~protocolBit(VhostUserProtocolFeature.CONFIG);
+  }
+
   /** Returns the reply payload for messages that have one. */
   private dispatch(m: VhostUserMessage): Uint8Array | undefined {
     switch (m.t) {
@@ -254,10 +260,10 @@ export class VhostUserSession {
       case 'SET_FEATURES':
         return this.setFeatures(m.features);
       case 'GET_PROTOCOL_FEATURES':
-        return encodeU64(SUPPORTED_PROTOCOL_FEATURES);
+        return encodeU64(this.offeredProtocolFeatures);
       case 'SET_PROTOCOL_FEATURES':
-        if ((m.features & ~SUPPORTED_PROTOCOL_FEATURES) !== 0n) {
-          throw new FeatureNotOffered(`protocol features 0x${(m.features & ~SUPPORTED_PROTOCOL_FEATURES).toString(16)} were not offered`);
+        if ((m.features & ~this.offeredProtocolFeatures) !== 0n) {
+          throw new FeatureNotOffered(`protocol features 0x${(m.features & ~this.offeredProtocolFeatures).toString(16)} were not offered`);
         }
         this.protocolFeatures = m.features;
         return undefined;

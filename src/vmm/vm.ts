@@ -16,7 +16,6 @@ import { loadNative, type NativeAddon, type NativeMapping } from '../kvm/native.
 import { setImmediateExit } from '../kvm/run.js';
 import type { CpuidEntry } from '../kvm/types.js';
 import type { VcpuFd } from '../kvm/vcpu-fd.js';
-import type { VmFd } from '../kvm/vm-fd.js';
 import { GuestMemory } from '../memory/guest-memory.js';
 import type { DeviceSpec } from '../virtio/registry.js';
 import { serveHybridVsock, type HybridVsockServer } from '../virtio/vsock/hybrid.js';
@@ -140,7 +139,6 @@ export class Vm extends EventEmitter {
   /** @internal use createVm() */
   constructor(
     private readonly native: NativeAddon,
-    private readonly vmFd: VmFd,
     readonly memory: GuestMemory,
     private readonly mappings: NativeMapping[],
     private readonly vcpus: VcpuSlot[],
@@ -436,7 +434,7 @@ export async function createVm(opts: VmOptions, native: NativeAddon = loadNative
     // one port per vCPU: each worker posts its events there, the VM listens on the other ends
     const channels = vcpus.map(() => new MessageChannel());
     const vm = new Vm(
-      native, vmFd, memory, mappings, vcpus, new SerialState(serialSab), serialIrq, createdNs, opts,
+      native, memory, mappings, vcpus, new SerialState(serialSab), serialIrq, createdNs, opts,
       channels.map((c) => c.port1), cleanup, pool, virtio, vsock, hybrid,
     );
     vmRef = vm;

@@ -130,12 +130,15 @@ export class ScriptedFrontEnd {
   }
 
   /** QEMU's handshake: features, protocol features (REPLY_ACK, MQ, CONFIG), owner, memory table. */
-  async handshake(opts: { protocolFeatures?: bigint; features?: bigint } = {}): Promise<{ features: bigint; queueNum: number }> {
+  async handshake(
+    opts: { protocolFeatures?: bigint; features?: bigint } = {},
+  ): Promise<{ features: bigint; queueNum: number; protocolFeatures: bigint }> {
     const f = await this.call(R.GET_FEATURES);
     const offered = u64Of(f!.payload);
     const pf = await this.call(R.GET_PROTOCOL_FEATURES);
-    if (u64Of(pf!.payload) !== SUPPORTED_PROTOCOL_FEATURES) throw new Error('unexpected protocol features');
-    this.send(R.SET_PROTOCOL_FEATURES, encodeU64(opts.protocolFeatures ?? SUPPORTED_PROTOCOL_FEATURES));
+    const offeredPf = u64Of(pf!.payload);
+    if ((offeredPf & ~SUPPORTED_PROTOCOL_FEATURES) !== 0n) throw new Error('unexpected protocol features');
+    this.send(R.SET_PROTOCOL_FEATURES, encodeU64((opts.protocolFeatures ?? SUPPORTED_PROTOCOL_FEATURES) & offeredPf));
     const qn = await this.call(R.GET_QUEUE_NUM);
     await this.ack(R.SET_OWNER);
     const want = opts.features ?? offered;
@@ -147,7 +150,7 @@ export class ScriptedFrontEnd {
       [this.memfd],
     );
     if (mt !== 0n) throw new Error('SET_MEM_TABLE refused');
-    return { features: offered, queueNum: Number(u64Of(qn!.payload)) };
+    return { features: offered, queueNum: Number(u64Of(qn!.payload)), protocolFeatures: offeredPf };
   }
 
   /** Configure and start ring `index` laid out by `q` (NUM, BASE, ADDR, KICK, CALL, ERR, ENABLE). */

@@ -23,7 +23,7 @@ const skip = host.qemuPath === undefined ? 'qemu-system-x86_64 is not installed 
 
 t.test('the full kernel boots to init under qemu and exits cleanly', { skip }, async (t) => {
   const kernelPath = artifact('guest:kernel');
-  const initrdPath = artifact('guest:initrd');
+  const initrdPath = artifact('guest:initrd:test');
   const plan = chooseHypervisor('qemu', host);
   t.equal(plan.kind, 'qemu');
   t.equal(plan.accel, host.virtualization === 'hardware' ? 'kvm' : 'tcg', 'KVM only on hardware virtualization');
@@ -60,7 +60,7 @@ t.test('the full kernel boots to init under qemu and exits cleanly', { skip }, a
 
 t.test('pause and resume through QMP', { skip }, async (t) => {
   const kernelPath = artifact('guest:kernel');
-  const initrdPath = artifact('guest:initrd');
+  const initrdPath = artifact('guest:initrd:test');
   const hv = createHypervisor(chooseHypervisor('qemu', host)) as QemuHypervisor;
   await hv.createVm({ kernelPath, initrdPath, cmdline: DEFAULT_CMDLINE, vcpus: 1, memoryMiB: 256 });
   const safety = setTimeout(() => void hv.stopVm(), SAFETY_NET_MS);

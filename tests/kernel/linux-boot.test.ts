@@ -56,7 +56,7 @@ const hardSkip =
 
 t.test('kernel boots to "Run /init" on software KVM (smoke kernel)', { skip: softSkip }, async (t) => {
   const kernel = artifact('guest:kernel:smoke');
-  const initrd = artifact('guest:initrd');
+  const initrd = artifact('guest:initrd:test');
   const cmdline = applyQuirks(DEFAULT_CMDLINE, loadQuirksProfile('pvm'));
   const { vm, reason, seen } = await bootUntil(kernel, initrd, cmdline, 'Run /init as init process');
   t.ok(seen, 'console reached "Run /init as init process"', { tail: vm.consoleText.slice(-3000) });
@@ -68,7 +68,7 @@ t.test('kernel boots to "Run /init" on software KVM (smoke kernel)', { skip: sof
 
 t.test('kernel boots the test initramfs to its init marker (hardware KVM only)', { skip: hardSkip }, async (t) => {
   const kernel = artifact('guest:kernel');
-  const initrd = artifact('guest:initrd');
+  const initrd = artifact('guest:initrd:test');
   const { vm, seen } = await bootUntil(kernel, initrd, DEFAULT_CMDLINE, 'KATA_TS_INIT_OK');
   t.ok(seen, 'init printed KATA_TS_INIT_OK', { tail: vm.consoleText.slice(-3000) });
   t.ok(vm.bootTimer, 'init wrote the boot timer');

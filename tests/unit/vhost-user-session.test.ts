@@ -53,6 +53,7 @@ t.test('rng over vhost-user: handshake, ring start, request, interrupt, stop and
   t.equal(hs.queueNum, 1, 'GET_QUEUE_NUM: one ring');
   t.ok((hs.features & VIRTIO_F_VERSION_1) !== 0n, 'VERSION_1 offered');
   t.ok((hs.features & VHOST_USER_F_PROTOCOL_FEATURES) !== 0n, 'PROTOCOL_FEATURES offered');
+  t.equal(hs.protocolFeatures & (1n << 9n), 0n, 'no CONFIG protocol feature for a device without a config space');
   const q = new MockSplitQueue(fe.mem, 0x1000, 16);
   const fds = await fe.startRing(0, q);
   t.notOk(server.session!.isActive, 'protocol features negotiated: the ring starts disabled');
@@ -106,6 +107,7 @@ t.test('vsock: two rings (the event queue stays with the front-end), activated o
   const { server, fe, done } = await rig(dev);
   const hs = await fe.handshake();
   t.equal(hs.queueNum, 2);
+  t.equal(hs.protocolFeatures & (1n << 9n), 1n << 9n, 'CONFIG offered: vsock has a config space');
   const rx = new MockSplitQueue(fe.mem, 0x1000, 16, { dataEnd: 0x40000 });
   const tx = new MockSplitQueue(fe.mem, 0x40000, 16, { dataEnd: 0x80000 });
   const a = await fe.startRing(0, rx);

@@ -47,12 +47,6 @@ function publishHead(m: MockSplitQueue, head: number): void {
   m.publish();
 }
 
-function chainOf(q: SplitQueue): Descriptor[] {
-  const c = q.pop();
-  if (c === undefined) throw new Error('no chain');
-  return c.descriptors();
-}
-
 t.test('ids match the Linux headers', async (t) => {
   t.equal(ids.VIRTIO_ID_NET, 1);
   t.equal(ids.VIRTIO_ID_BLOCK, 2);

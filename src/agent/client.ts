@@ -1,0 +1,119 @@
+// Typed client of the guest agent (agent.proto) over one ttRPC connection: a Duplex such as the in-process
+// vsock stream to guest port 1024, or a unix socket in tests. Knows no VMM.
+import type { Duplex } from 'node:stream';
+import { agentCodecs } from './agent-codecs.js';
+import {
+  AGENT_SERVICE,
+  HEALTH_SERVICE,
+  type CheckRequest,
+  type CloseStdinRequest,
+  type CreateContainerRequest,
+  type CreateSandboxRequest,
+  type ExecProcessRequest,
+  type GuestDetailsResponse,
+  type HealthCheckResponse,
+  type RemoveContainerRequest,
+  type SignalProcessRequest,
+  type StartContainerRequest,
+  type StatsContainerRequest,
+  type StatsContainerResponse,
+  type TtyWinResizeRequest,
+  type WaitProcessRequest,
+  type WaitProcessResponse,
+} from './agent-types.js';
+import type { MessageCodec } from './proto-codec.js';
+import { TtrpcClient, type CallOptions, type TtrpcClientOptions } from './ttrpc-client.js';
+import { MalformedMessage } from './ttrpc-errors.js';
+
+export type AgentCallOptions = Omit<CallOptions, 'metadata'>;
+
+export class AgentClient {
+  private readonly rpc: TtrpcClient;
+
+  /** `options.timeoutMs` is the default per call (30 s); WaitProcess waits without one unless given. */
+  constructor(conn: Duplex, options: TtrpcClientOptions = {}) {
+    this.rpc = new TtrpcClient(conn, options);
+  }
+
+  get closed(): boolean {
+    return this.rpc.closed;
+  }
+
+  close(): void {
+    this.rpc.close();
+  }
+
+  check(req: CheckRequest = {}, opts?: AgentCallOptions): Promise<HealthCheckResponse> {
+    return this.call(HEALTH_SERVICE, 'Check', agentCodecs.CheckRequest(), agentCodecs.HealthCheckResponse(), req, opts);
+  }
+
+  async createSandbox(req: CreateSandboxRequest, opts?: AgentCallOptions): Promise<void> {
+    await this.agent('CreateSandbox', agentCodecs.CreateSandboxRequest(), req, opts);
+  }
+
+  /** The agent answers, then powers the VM off; expect the connection to drop afterwards. */
+  async destroySandbox(opts?: AgentCallOptions): Promise<void> {
+    await this.agent('DestroySandbox', agentCodecs.DestroySandboxRequest(), {}, opts);
+  }
+
+  async createContainer(req: CreateContainerRequest, opts?: AgentCallOptions): Promise<void> {
+    await this.agent('CreateContainer', agentCodecs.CreateContainerRequest(), req, opts);
+  }
+
+  async startContainer(req: StartContainerRequest, opts?: AgentCallOptions): Promise<void> {
+    await this.agent('StartContainer', agentCodecs.StartContainerRequest(), req, opts);
+  }
+
+  async removeContainer(req: RemoveContainerRequest, opts?: AgentCallOptions): Promise<void> {
+    await this.agent('RemoveContainer', agentCodecs.RemoveContainerRequest(), req, opts);
+  }
+
+  async execProcess(req: ExecProcessRequest, opts?: AgentCallOptions): Promise<void> {
+    await this.agent('ExecProcess', agentCodecs.ExecProcessRequest(), req, opts);
+  }
+
+  async signalProcess(req: SignalProcessRequest, opts?: AgentCallOptions): Promise<void> {
+    await this.agent('SignalProcess', agentCodecs.SignalProcessRequest(), req, opts);
+  }
+
+  /** Blocks until the process exits; no timeout unless `opts.timeoutMs` is given. */
+  async waitProcess(req: WaitProcessRequest, opts: AgentCallOptions = {}): Promise<WaitProcessResponse> {
+    const res = await this.call(AGENT_SERVICE, 'WaitProcess', agentCodecs.WaitProcessRequest(), agentCodecs.WaitProcessResponse(), req, { timeoutMs: 0, ...opts });
+    // agent.proto WaitProcessResponse: exit_code 0..255 (128 + signal when killed), signal 0..64. Guest-controlled.
+    if (res.exit_code < 0 || res.exit_code > 255 || res.signal > 64) {
+      throw new MalformedMessage('kata_ts.agent.WaitProcessResponse', `exit_code ${res.exit_code} / signal ${res.signal} out of range (0..255 / 0..64)`);
+    }
+    return res;
+  }
+
+  statsContainer(req: StatsContainerRequest, opts?: AgentCallOptions): Promise<StatsContainerResponse> {
+    return this.call(AGENT_SERVICE, 'StatsContainer', agentCodecs.StatsContainerRequest(), agentCodecs.StatsContainerResponse(), req, opts);
+  }
+
+  async ttyWinResize(req: TtyWinResizeRequest, opts?: AgentCallOptions): Promise<void> {
+    await this.agent('TtyWinResize', agentCodecs.TtyWinResizeRequest(), req, opts);
+  }
+
+  async closeStdin(req: CloseStdinRequest, opts?: AgentCallOptions): Promise<void> {
+    await this.agent('CloseStdin', agentCodecs.CloseStdinRequest(), req, opts);
+  }
+
+  getGuestDetails(opts?: AgentCallOptions): Promise<GuestDetailsResponse> {
+    return this.call(AGENT_SERVICE, 'GetGuestDetails', agentCodecs.GuestDetailsRequest(), agentCodecs.GuestDetailsResponse(), {}, opts);
+  }
+
+  private agent<Req extends object>(method: string, reqCodec: MessageCodec<Req>, req: Req, opts?: AgentCallOptions): Promise<object> {
+    return this.call(AGENT_SERVICE, method, reqCodec, agentCodecs.Empty(), req, opts);
+  }
+
+  private async call<Req extends object, Res extends object>(
+    service: string,
+    method: string,
+    reqCodec: MessageCodec<Req>,
+    resCodec: MessageCodec<Res>,
+    req: Req,
+    opts: AgentCallOptions = {},
+  ): Promise<Res> {
+    return resCodec.decode(await this.rpc.call(service, method, reqCodec.encode(req), opts));
+  }
+}

@@ -1,0 +1,349 @@
+// The OCI command line (runc-compatible): create, start, state, kill, delete, run, exec, ps, list.
+// Global options (before the command, as with runc): --root, --log, --log-format, --hypervisor, --config.
+// Lifecycle rules live in the runtime (src/runtime/api.ts); this file parses arguments, maps signal names, prints
+// results and turns every failure into one line `kata-ts: <message>` on stderr with a non-zero exit status.
+// Command and flag names follow runc 1.1 (runc --help) so that shims written for runc can call kata-ts.
+
+import { readFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { resolve } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import type * as RuntimeApi from '../runtime/api.js';
+
+export type OciRuntime = Pick<
+  typeof RuntimeApi,
+  'create' | 'start' | 'state' | 'kill' | 'remove' | 'run' | 'exec' | 'ps' | 'list'
+>;
+export type RuntimeOptions = RuntimeApi.RuntimeOptions;
+export type OciState = RuntimeApi.OciState;
+export type StdioFds = RuntimeApi.StdioFds;
+
+export const DEFAULT_ROOT = '/run/kata-ts';
+
+export interface OciDeps {
+  /** loads the runtime lazily, so `boot` and `check` never import it */
+  runtime: () => Promise<OciRuntime>;
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+  /** the fds handed to the container (create/run/exec) */
+  stdio: StdioFds;
+  setExitCode: (code: number) => void;
+  /** forward signals received by `run` to the container, as runc does (off in tests) */
+  forwardSignals: boolean;
+  env: NodeJS.ProcessEnv;
+}
+
+const defaultDeps: OciDeps = {
+  runtime: () => import('../runtime/api.js'),
+  stdout: (s) => process.stdout.write(s),
+  stderr: (s) => process.stderr.write(s),
+  stdio: { stdin: 0, stdout: 1, stderr: 2 },
+  setExitCode: (code) => {
+    process.exitCode = code;
+  },
+  forwardSignals: true,
+  env: process.env,
+};
+
+/** The OCI command names (main.ts uses this to know when it runs one). */
+export const OCI_COMMANDS = ['create', 'start', 'state', 'kill', 'delete', 'run', 'exec', 'ps', 'list'] as const;
+
+/** Signals the way runc's `kill` takes them: a number (1..64), `KILL`, `SIGKILL` (any case). */
+export function parseSignal(s: string): number {
+  if (/^\d+$/.test(s)) {
+    const n = Number(s);
+    // signal(7): standard signals 1..31, real-time SIGRTMIN(32)..SIGRTMAX(64) on Linux
+    if (n < 1 || n > 64) throw new InvalidArgumentError(`signal ${s} is out of range: use 1..64 or a name such as TERM or KILL`);
+    return n;
+  }
+  const up = s.toUpperCase();
+  const name = up.startsWith('SIG') ? up : `SIG${up}`;
+  const signals = osConstants.signals as Record<string, number | undefined>;
+  const n = signals[name];
+  if (n === undefined) throw new InvalidArgumentError(`unknown signal "${s}": use a name such as TERM, KILL, HUP, INT or a number`);
+  return n;
+}
+
+/** One line, no trailing newline, whatever the error was. */
+export function errorLine(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  const line = msg.trim().replace(/^error: /, '').replace(/\s*\n\s*/g, '; ');
+  return line === '' ? 'unknown error' : line;
+}
+
+/** Container ids as runc accepts them (libcontainer: ^[\w+-\.]+$), which also keeps them safe as directory names. */
+export function checkId(id: string): string {
+  if (!/^[\w+.-]+$/.test(id) || id === '.' || id === '..') {
+    throw new InvalidArgumentError(`invalid container id "${id}": use letters, digits, '_', '+', '-' and '.'`);
+  }
+  if (id.length > 1024) throw new InvalidArgumentError('container id is longer than 1024 characters');
+  return id;
+}
+
+interface GlobalOpts {
+  root: string;
+  log?: string;
+  logFormat?: 'text' | 'json';
+  hypervisor?: 'inproc' | 'qemu' | 'auto';
+  config?: string;
+}
+
+export function runtimeOptions(g: GlobalOpts, env: NodeJS.ProcessEnv): RuntimeOptions {
+  const o: RuntimeOptions = { root: resolve(g.root) };
+  const config = g.config ?? env['KATA_TS_CONFIG'];
+  if (config !== undefined && config !== '') o.config = resolve(config);
+  if (g.hypervisor !== undefined) o.hypervisor = g.hypervisor;
+  if (g.log !== undefined) o.log = resolve(g.log);
+  if (g.logFormat !== undefined) o.logFormat = g.logFormat;
+  return o;
+}
+
+/** `list` output, the runc table shape (without CREATED/OWNER, which the state does not carry). */
+export function formatList(states: readonly OciState[]): string {
+  const rows = [['ID', 'PID', 'STATUS', 'BUNDLE'], ...states.map((s) => [s.id, String(s.pid), s.status, s.bundle])];
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]! + 2))).join('').trimEnd() + '\n').join('');
+}
+
+/** What an OCI process.json (`exec --process`) contributes. */
+interface ProcessFile {
+  args: string[];
+  env?: string[];
+  cwd?: string;
+  terminal?: boolean;
+}
+
+function readProcessFile(path: string): ProcessFile {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new InvalidArgumentError(`cannot read --process ${path}: ${errorLine(e)}`);
+  }
+  const p = raw as Partial<Record<keyof ProcessFile, unknown>>;
+  const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+  // runtime-spec config.md "process": args is a non-empty array of strings
+  if (typeof raw !== 'object' || raw === null || !strings(p.args) || p.args.length === 0) {
+    throw new InvalidArgumentError(`--process ${path}: "args" must be a non-empty array of strings`);
+  }
+  if (p.env !== undefined && !strings(p.env)) throw new InvalidArgumentError(`--process ${path}: "env" must be an array of strings`);
+  if (p.cwd !== undefined && typeof p.cwd !== 'string') throw new InvalidArgumentError(`--process ${path}: "cwd" must be a string`);
+  if (p.terminal !== undefined && typeof p.terminal !== 'boolean') throw new InvalidArgumentError(`--process ${path}: "terminal" must be a boolean`);
+  return { args: p.args, env: p.env as string[] | undefined, cwd: p.cwd as string | undefined, terminal: p.terminal as boolean | undefined };
+}
+
+function collect(v: string, prev: string[] = []): string[] {
+  return [...prev, v];
+}
+
+function idArg(v: string): string {
+  return checkId(v);
+}
+
+/** Signals `kata-ts run` relays to its container (runc's signal handler forwards everything it can catch). */
+const FORWARDED: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
+
+/**
+ * Adds the global options and the OCI commands to `program`. Global options are positional (before the
+ * command, like runc's), which also lets `boot --hypervisor` keep its own meaning.
+ */
+export function registerOciCommands(program: Command, overrides: Partial<OciDeps> = {}): void {
+  const d: OciDeps = { ...defaultDeps, ...overrides };
+  program
+    .enablePositionalOptions()
+    .option('--root <dir>', 'directory for container state', DEFAULT_ROOT)
+    .option('--log <file>', 'write the runtime log to this file (default: stderr)')
+    .addOption(new Option('--log-format <format>', 'log format').choices(['text', 'json']))
+    .addOption(new Option('--hypervisor <kind>', "VMM for new sandboxes: 'inproc', 'qemu' or 'auto' (configuration.toml decides when absent)").choices(['inproc', 'qemu', 'auto']))
+    .option('--config <file>', 'configuration.toml to use (default: KATA_TS_CONFIG, /etc/kata-ts/configuration.toml, then the package defaults)');
+
+  const opts = (): RuntimeOptions => runtimeOptions(program.opts<GlobalOpts>(), d.env);
+
+  /** Runs one command: every failure becomes one stderr line and exit status 1. */
+  const guard = <A extends unknown[]>(fn: (...a: A) => Promise<number | void>) =>
+    async (...a: A): Promise<void> => {
+      try {
+        d.setExitCode((await fn(...a)) ?? 0);
+      } catch (e) {
+        d.stderr(`kata-ts: ${errorLine(e)}\n`);
+        d.setExitCode(1);
+      }
+    };
+
+  program
+    .command('create')
+    .description('create a container (and its sandbox VM) from an OCI bundle; `start` runs its process')
+    .option('-b, --bundle <dir>', 'bundle directory (config.json + rootfs)', '.')
+    .option('--pid-file <file>', 'write the container pid (see `state`) to this file')
+    .option('--console-socket <path>', 'unix socket that receives the pty master when process.terminal is true')
+    .addOption(new Option('--no-pivot', 'accepted for runc compatibility; ignored').hideHelp())
+    .addOption(new Option('--no-new-keyring', 'accepted for runc compatibility; ignored').hideHelp())
+    .argument('<container-id>', 'container id', idArg)
+    .action(
+      guard(async (id: string, c: { bundle: string; pidFile?: string; consoleSocket?: string }) => {
+        const rt = await d.runtime();
+        await rt.create(opts(), id, {
+          bundle: resolve(c.bundle),
+          ...(c.pidFile !== undefined ? { pidFile: resolve(c.pidFile) } : {}),
+          ...(c.consoleSocket !== undefined ? { consoleSocket: resolve(c.consoleSocket) } : {}),
+          stdio: d.stdio,
+        });
+      }),
+    );
+
+  program
+    .command('start')
+    .description('start the process of a created container')
+    .argument('<container-id>', 'container id', idArg)
+    .action(
+      guard(async (id: string) => {
+        await (await d.runtime()).start(opts(), id);
+      }),
+    );
+
+  program
+    .command('state')
+    .description('print the runtime-spec state of a container as JSON')
+    .argument('<container-id>', 'container id', idArg)
+    .action(
+      guard(async (id: string) => {
+        const s = await (await d.runtime()).state(opts(), id);
+        d.stdout(JSON.stringify(s, null, 2) + '\n');
+      }),
+    );
+
+  program
+    .command('kill')
+    .description('send a signal (default SIGTERM) to the container process')
+    .argument('<container-id>', 'container id', idArg)
+    .argument('[signal]', 'signal name (TERM, SIGKILL, ...) or number', parseSignal)
+    .option('-a, --all', 'send the signal to every process of the container')
+    .action(
+      guard(async (id: string, signal: number | undefined, c: { all?: boolean }) => {
+        await (await d.runtime()).kill(opts(), id, signal ?? osConstants.signals.SIGTERM, c.all === true);
+      }),
+    );
+
+  program
+    .command('delete')
+    .description('delete a container, and its sandbox VM when it was the last one')
+    .option('-f, --force', 'kill the container first if it is still running')
+    .argument('<container-id>', 'container id', idArg)
+    .action(
+      guard(async (id: string, c: { force?: boolean }) => {
+        const rt = await d.runtime();
+        try {
+          await rt.remove(opts(), id, c.force === true);
+        } catch (e) {
+          // runc: `delete --force` of a container that does not exist succeeds
+          if (c.force === true && isCode(e, 'NOT_FOUND')) return;
+          throw e;
+        }
+      }),
+    );
+
+  program
+    .command('run')
+    .description('create and start a container, wait for it and exit with its exit status')
+    .option('-b, --bundle <dir>', 'bundle directory (config.json + rootfs)', '.')
+    .option('-d, --detach', 'return once the container is started (create + start)')
+    .option('--pid-file <file>', 'with --detach: write the container pid to this file')
+    .option('--console-socket <path>', 'with --detach: unix socket that receives the pty master')
+    .addOption(new Option('--no-pivot', 'accepted for runc compatibility; ignored').hideHelp())
+    .addOption(new Option('--no-new-keyring', 'accepted for runc compatibility; ignored').hideHelp())
+    .argument('<container-id>', 'container id', idArg)
+    .action(
+      guard(async (id: string, c: { bundle: string; detach?: boolean; pidFile?: string; consoleSocket?: string }) => {
+        const rt = await d.runtime();
+        const o = opts();
+        const bundle = resolve(c.bundle);
+        if (c.detach === true) {
+          await rt.create(o, id, {
+            bundle,
+            ...(c.pidFile !== undefined ? { pidFile: resolve(c.pidFile) } : {}),
+            ...(c.consoleSocket !== undefined ? { consoleSocket: resolve(c.consoleSocket) } : {}),
+            stdio: d.stdio,
+          });
+          await rt.start(o, id);
+          return 0;
+        }
+        if (c.pidFile !== undefined || c.consoleSocket !== undefined) {
+          throw new InvalidArgumentError('--pid-file and --console-socket need --detach with run (or use create + start)');
+        }
+        const relay = (sig: NodeJS.Signals): void => {
+          rt.kill(o, id, osConstants.signals[sig]).catch(() => undefined); // not created yet, or already stopped
+        };
+        if (d.forwardSignals) for (const s of FORWARDED) process.on(s, relay);
+        try {
+          return await rt.run(o, id, { bundle, stdio: d.stdio });
+        } finally {
+          if (d.forwardSignals) for (const s of FORWARDED) process.off(s, relay);
+        }
+      }),
+    );
+
+  program
+    .command('exec')
+    .description('run another process in a running container and exit with its exit status')
+    .option('-t, --tty', 'allocate a terminal for the process')
+    .option('--cwd <dir>', 'working directory inside the container')
+    .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect)
+    .option('-p, --process <file>', 'read the process (args, env, cwd, terminal) from an OCI process.json')
+    .passThroughOptions()
+    .argument('<container-id>', 'container id', idArg)
+    .argument('[command...]', 'command and arguments')
+    .action(
+      guard(async (id: string, command: string[], c: { tty?: boolean; cwd?: string; env?: string[]; process?: string }) => {
+        const pf = c.process !== undefined ? readProcessFile(resolve(c.process)) : undefined;
+        const args = command.length > 0 ? command : pf?.args;
+        if (args === undefined || args.length === 0) throw new InvalidArgumentError('exec needs a command: kata-ts exec ID CMD [ARG...] (or --process FILE)');
+        for (const kv of c.env ?? []) if (!/^[^=]+=/.test(kv)) throw new InvalidArgumentError(`--env "${kv}" must be KEY=VALUE`);
+        const env = [...(pf?.env ?? []), ...(c.env ?? [])];
+        const cwd = c.cwd ?? pf?.cwd;
+        const rt = await d.runtime();
+        return rt.exec(opts(), id, {
+          args,
+          tty: c.tty === true || pf?.terminal === true,
+          ...(env.length > 0 ? { env } : {}),
+          ...(cwd !== undefined ? { cwd } : {}),
+          stdio: d.stdio,
+        });
+      }),
+    );
+
+  program
+    .command('ps')
+    .description('list the processes of a container')
+    .addOption(new Option('-f, --format <format>', 'output format').choices(['table', 'json']).default('table'))
+    .argument('<container-id>', 'container id', idArg)
+    .action(
+      guard(async (id: string, c: { format: 'table' | 'json' }) => {
+        const pids = await (await d.runtime()).ps(opts(), id);
+        d.stdout(c.format === 'json' ? JSON.stringify(pids) + '\n' : ['PID', ...pids.map(String)].join('\n') + '\n');
+      }),
+    );
+
+  program
+    .command('list')
+    .description('list the containers under --root')
+    .addOption(new Option('-f, --format <format>', 'output format').choices(['table', 'json']).default('table'))
+    .option('-q, --quiet', 'print only the container ids')
+    .action(
+      guard(async (c: { format: 'table' | 'json'; quiet?: boolean }) => {
+        const states = await (await d.runtime()).list(opts());
+        if (c.quiet === true) d.stdout(states.map((s) => `${s.id}\n`).join(''));
+        else if (c.format === 'json') d.stdout(JSON.stringify(states) + '\n');
+        else d.stdout(formatList(states));
+      }),
+    );
+}
+
+function isCode(e: unknown, code: string): boolean {
+  return e instanceof Error && (e as Error & { code?: unknown }).code === code;
+}
+
+/** Commander's own errors (unknown option, missing argument) as one `kata-ts:` line, for every command. */
+export function useOneLineErrors(cmd: Command): void {
+  cmd.configureOutput({ outputError: (str, write) => write(`kata-ts: ${errorLine(new Error(str))}\n`) });
+  for (const sub of cmd.commands) useOneLineErrors(sub);
+}

@@ -1,0 +1,441 @@
+// Public runtime API called by the OCI command line (src/cli/oci.ts).
+// Lifecycle per the OCI runtime spec (runtime.md): create → created, start → running, the process exits →
+// stopped, delete removes it. A sandbox is one VM run by a detached sandbox process (sandbox-main.ts); the
+// first container creates it, containers annotated io.kubernetes.cri.sandbox-id=<first id> join it.
+// state.pid is a per-container host "shim" process (shim-main.ts) that forwards the container's stdio and
+// exits with the container's exit code when it stops (the Kata/containerd-shim model).
+
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { applyAnnotations, ConfigError, loadConfig, type HypervisorSection, type RuntimeConfig } from './config.js';
+import { call, type ControlRequest } from './control.js';
+import { readBundle, type OciProcess } from './bundle.js';
+import { RuntimeError } from './errors.js';
+import type { SandboxLaunch } from './sandbox-main.js';
+import {
+  claimId,
+  containerDir,
+  controlSocketPath,
+  DEFAULT_ROOT,
+  effectiveStatus,
+  isAlive,
+  isValidId,
+  listIds,
+  OCI_VERSION,
+  readContainer,
+  readSandbox,
+  removeDir,
+  sandboxAlive,
+  writeContainer,
+  type ContainerRecord,
+} from './state.js';
+
+export { RuntimeError, type RuntimeErrorCode } from './errors.js';
+
+export interface RuntimeOptions {
+  /** state root; default /run/kata-ts */
+  root: string;
+  /** --config or KATA_TS_CONFIG */
+  config?: string;
+  hypervisor?: 'inproc' | 'qemu' | 'auto';
+  log?: string;
+  logFormat?: 'text' | 'json';
+}
+
+export interface OciState {
+  ociVersion: string;
+  id: string;
+  status: 'creating' | 'created' | 'running' | 'stopped';
+  pid: number;
+  bundle: string;
+  annotations?: Record<string, string>;
+}
+
+export interface StdioFds {
+  stdin: number;
+  stdout: number;
+  stderr: number;
+}
+
+/** Annotation naming the sandbox a container joins (CRI; Kata reads the same). */
+export const SANDBOX_ID_ANNOTATION = 'io.kubernetes.cri.sandbox-id';
+
+const PKG_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const SANDBOX_MAIN = fileURLToPath(new URL('./sandbox-main.js', import.meta.url));
+const SHIM_MAIN = fileURLToPath(new URL('./shim-main.js', import.meta.url));
+
+function rootOf(o: RuntimeOptions): string {
+  return o.root || DEFAULT_ROOT;
+}
+
+function checkId(id: string): void {
+  if (!isValidId(id)) throw new RuntimeError('INVALID', `invalid container id '${id}': use 1..64 characters of [A-Za-z0-9_.-], not starting with '.'`);
+}
+
+function config(o: RuntimeOptions): RuntimeConfig {
+  try {
+    return loadConfig({ config: o.config });
+  } catch (e) {
+    if (e instanceof ConfigError) throw new RuntimeError('INVALID', `bad configuration: ${e.message}`);
+    throw e;
+  }
+}
+
+function mustRead(o: RuntimeOptions, id: string): ContainerRecord {
+  checkId(id);
+  const r = readContainer(rootOf(o), id);
+  if (!r) throw new RuntimeError('NOT_FOUND', `container '${id}' does not exist: see \`kata-ts list\``);
+  return r;
+}
+
+function ctl(o: RuntimeOptions, rec: ContainerRecord): string {
+  return controlSocketPath(rootOf(o), rec.sandboxId);
+}
+
+/** Last stdout line of a cached guest build script (kernel-config/build.sh full, guest/build-agent-initrd.sh). */
+function artifact(script: string[], what: string, hint: string): string {
+  try {
+    const out = execFileSync('bash', script, { cwd: PKG_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 3_600_000 });
+    const last = out.trim().split('\n').pop() ?? '';
+    if (last) return last;
+  } catch (e) {
+    throw new RuntimeError('INVALID', `no guest ${what}: ${script.join(' ')} failed (${(e as Error).message.split('\n')[0]!}): ${hint}`);
+  }
+  throw new RuntimeError('INVALID', `no guest ${what}: ${hint}`);
+}
+
+function readLineFrom(r: Readable, timeoutMs: number): Promise<string> {
+  return new Promise((resolve) => {
+    let buf = '';
+    const timer = setTimeout(() => finish(`error no answer within ${timeoutMs} ms`), timeoutMs);
+    const finish = (v: string): void => {
+      clearTimeout(timer);
+      r.off('data', onData);
+      r.off('end', onEnd);
+      r.destroy();
+      resolve(v);
+    };
+    const onData = (b: Buffer): void => {
+      buf += b.toString('utf8');
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) finish(buf.slice(0, nl));
+    };
+    const onEnd = (): void => finish(buf ? buf : 'error exited before it was ready');
+    r.on('data', onData);
+    r.on('end', onEnd);
+    r.on('error', () => finish('error readiness pipe failed'));
+  });
+}
+
+/** Kill what a dead (or hung) sandbox left: its process group (QEMU, backends), its temp dir. */
+function reapSandbox(root: string, sid: string): void {
+  const sb = readSandbox(root, sid);
+  if (!sb) return;
+  if (isAlive(sb.pid, sb.pidStart)) {
+    try {
+      process.kill(sb.pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+  try {
+    // the sandbox process was started detached: its pid is the process group id of everything it spawned
+    process.kill(-sb.pid, 'SIGKILL');
+  } catch {
+    // no process left in the group
+  }
+  if (sb.tmpDir.startsWith(tmpdir())) rmSync(sb.tmpDir, { recursive: true, force: true });
+}
+
+async function waitGone(pid: number, start: number, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (!isAlive(pid, start)) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return !isAlive(pid, start);
+}
+
+async function spawnSandbox(o: RuntimeOptions, root: string, sid: string, cfg: RuntimeConfig, hvSection: HypervisorSection): Promise<void> {
+  const choice = o.hypervisor ?? cfg.runtime.hypervisor;
+  const kernel = hvSection.kernel || artifact(['kernel-config/build.sh', 'full'], 'kernel', 'run `npm run guest:kernel` or set kernel in configuration.toml');
+  const initrd = hvSection.initrd || artifact(['guest/build-agent-initrd.sh'], 'initrd', 'run `bash guest/build-agent-initrd.sh` or set initrd in configuration.toml');
+  const tmp = mkdtempSync(join(tmpdir(), 'kata-ts-sb-'));
+  const launch: SandboxLaunch = {
+    root,
+    sid,
+    hypervisor: choice,
+    qemuPath: cfg.hypervisor.qemu.path,
+    kernel,
+    initrd,
+    cmdline: hvSection.kernel_params,
+    vcpus: hvSection.default_vcpus,
+    memoryMiB: hvSection.default_memory,
+    slots: 1 + cfg.runtime.spare_block_devices,
+    slotSizeMiB: cfg.runtime.spare_block_size,
+    dialTimeoutMs: cfg.agent.dial_timeout * 1000,
+    requestTimeoutMs: cfg.agent.request_timeout * 1000,
+    logFormat: o.logFormat ?? 'text',
+    tmpDir: tmp,
+  };
+  const logFd = openSync(o.log ?? join(containerDir(root, sid), 'sandbox.log'), 'a');
+  let child: ChildProcess;
+  try {
+    child = spawn(process.execPath, [SANDBOX_MAIN, JSON.stringify(launch)], { detached: true, stdio: ['ignore', logFd, logFd, 'pipe'], env: { ...process.env, TMPDIR: tmp } });
+  } finally {
+    closeSync(logFd);
+  }
+  const answer = await readLineFrom(child.stdio[3] as Readable, launch.dialTimeoutMs + 60_000);
+  child.unref();
+  if (answer !== 'ready') {
+    if (child.pid !== undefined) {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    rmSync(tmp, { recursive: true, force: true });
+    throw new RuntimeError('INTERNAL', `the sandbox VM did not start: ${answer.replace(/^error /, '')}`);
+  }
+}
+
+interface ShimOptions {
+  sock: string;
+  id: string;
+  exec: string;
+  tty: boolean;
+  stdio: StdioFds;
+  detached: boolean;
+}
+
+async function spawnShim(s: ShimOptions): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [SHIM_MAIN, s.sock, s.id, s.exec || '-', s.tty ? '1' : '0', '1'], {
+    detached: s.detached,
+    stdio: [s.stdio.stdin, s.stdio.stdout, s.stdio.stderr, 'pipe'],
+  });
+  const answer = await readLineFrom(child.stdio[3] as Readable, 60_000);
+  if (answer !== 'ready') {
+    child.kill('SIGKILL');
+    throw new RuntimeError('INTERNAL', `the stdio shim of ${s.id} failed: ${answer.replace(/^error /, '')}`);
+  }
+  if (s.detached) child.unref();
+  return child;
+}
+
+async function createInternal(
+  o: RuntimeOptions,
+  id: string,
+  a: { bundle: string; pidFile?: string; consoleSocket?: string; stdio: StdioFds },
+  detached: boolean,
+): Promise<ChildProcess> {
+  checkId(id);
+  const root = rootOf(o);
+  const cfg = config(o);
+  const b = readBundle(a.bundle);
+  if (b.terminal) {
+    throw new RuntimeError('INVALID', `${b.dir}/config.json sets process.terminal true: kata-ts cannot hand a pty over --console-socket yet; set it to false (exec -t works)`);
+  }
+  void a.consoleSocket;
+  const joinId = b.annotations[SANDBOX_ID_ANNOTATION];
+  const joining = joinId !== undefined && joinId !== id;
+  let hvSection: HypervisorSection | undefined;
+  if (joining) {
+    checkId(joinId);
+    if (!sandboxAlive(root, joinId)) throw new RuntimeError('NOT_FOUND', `sandbox '${joinId}' (annotation ${SANDBOX_ID_ANNOTATION}) is not running: create its first container before this one`);
+  } else {
+    const section = (o.hypervisor ?? cfg.runtime.hypervisor) === 'inproc' ? cfg.hypervisor.inproc : cfg.hypervisor.qemu;
+    try {
+      hvSection = applyAnnotations(section, cfg, b.annotations);
+    } catch (e) {
+      throw new RuntimeError('INVALID', (e as Error).message);
+    }
+  }
+  if (readContainer(root, id) !== undefined || !claimId(root, id)) {
+    throw new RuntimeError('EXISTS', `container '${id}' already exists: delete it first (kata-ts delete ${id}) or pick another id`);
+  }
+  const sid = joining ? joinId : id;
+  const rec: ContainerRecord = {
+    ociVersion: OCI_VERSION,
+    id,
+    status: 'creating',
+    pid: 0,
+    pidStart: 0,
+    bundle: b.dir,
+    annotations: b.annotations,
+    sandboxId: sid,
+    created: new Date().toISOString(),
+  };
+  try {
+    writeContainer(root, rec);
+    if (!joining) await spawnSandbox(o, root, sid, cfg, hvSection!);
+    const sock = controlSocketPath(root, sid);
+    const req: ControlRequest = { op: 'create', id, bundle: b.dir, rootfs: b.rootfs, spec: b.spec, annotations: b.annotations };
+    await call(sock, req, 120_000);
+    const shim = await spawnShim({ sock, id, exec: '', tty: false, stdio: a.stdio, detached });
+    if (a.pidFile) writeFileSync(a.pidFile, String(shim.pid));
+    return shim;
+  } catch (e) {
+    if (joining) {
+      await call(controlSocketPath(root, sid), { op: 'delete', id, force: true }, 30_000).catch(() => undefined);
+    } else {
+      reapSandbox(root, sid);
+    }
+    removeDir(root, id);
+    throw e instanceof RuntimeError ? e : new RuntimeError('INTERNAL', (e as Error).message);
+  }
+}
+
+export async function create(
+  o: RuntimeOptions,
+  id: string,
+  a: { bundle: string; pidFile?: string; consoleSocket?: string; stdio: StdioFds },
+): Promise<void> {
+  await createInternal(o, id, a, true);
+}
+
+export async function start(o: RuntimeOptions, id: string): Promise<void> {
+  const rec = mustRead(o, id);
+  const st = effectiveStatus(rec, sandboxAlive(rootOf(o), rec.sandboxId));
+  if (st !== 'created') throw new RuntimeError('STATE', `container '${id}' is ${st}, not created: only a created container can be started`);
+  await call(ctl(o, rec), { op: 'start', id }, 120_000);
+}
+
+export async function state(o: RuntimeOptions, id: string): Promise<OciState> {
+  const rec = mustRead(o, id);
+  return toOci(rec, sandboxAlive(rootOf(o), rec.sandboxId));
+}
+
+function toOci(rec: ContainerRecord, alive: boolean): OciState {
+  const s: OciState = { ociVersion: rec.ociVersion, id: rec.id, status: effectiveStatus(rec, alive), pid: rec.pid, bundle: rec.bundle };
+  if (rec.annotations && Object.keys(rec.annotations).length) s.annotations = rec.annotations;
+  return s;
+}
+
+export async function kill(o: RuntimeOptions, id: string, signal: number, all?: boolean): Promise<void> {
+  const rec = mustRead(o, id);
+  // signal(7): 1..64 (SIGRTMAX)
+  if (!Number.isInteger(signal) || signal < 1 || signal > 64) throw new RuntimeError('INVALID', `invalid signal ${signal}: use a number 1..64 or a name such as TERM`);
+  const st = effectiveStatus(rec, sandboxAlive(rootOf(o), rec.sandboxId));
+  if (st !== 'created' && st !== 'running') throw new RuntimeError('STATE', `container '${id}' is ${st}: only a created or running container can be signalled`);
+  await call(ctl(o, rec), { op: 'kill', id, signal, all: all ?? false }, 30_000);
+}
+
+/** `delete` */
+export async function remove(o: RuntimeOptions, id: string, force?: boolean): Promise<void> {
+  checkId(id);
+  const root = rootOf(o);
+  const rec = readContainer(root, id);
+  if (!rec) {
+    // a directory without a state: a create that crashed half-way; removing it is all delete can do
+    if (listIds(root).includes(id)) {
+      reapSandbox(root, id);
+      removeDir(root, id);
+      return;
+    }
+    throw new RuntimeError('NOT_FOUND', `container '${id}' does not exist: see \`kata-ts list\``);
+  }
+  const sid = rec.sandboxId;
+  const sb = readSandbox(root, sid);
+  const alive = sb !== undefined && isAlive(sb.pid, sb.pidStart);
+  const st = effectiveStatus(rec, alive);
+  if (!force && st !== 'stopped' && st !== 'created') {
+    throw new RuntimeError('STATE', `container '${id}' is ${st}: stop it first (kata-ts kill ${id} KILL) or use delete --force`);
+  }
+  if (alive) {
+    try {
+      await call(controlSocketPath(root, sid), { op: 'delete', id, force: force ?? false }, 60_000);
+    } catch (e) {
+      if (!(e instanceof RuntimeError) || e.code !== 'NOT_FOUND') {
+        if (!force) throw e;
+      }
+    }
+    // the sandbox process exits after its last container: wait so the VM is really gone when we return
+    const others = listIds(root).some((other) => other !== id && readContainer(root, other)?.sandboxId === sid);
+    if (!others && !(await waitGone(sb.pid, sb.pidStart, 30_000))) reapSandbox(root, sid);
+  } else {
+    // crash recovery: the sandbox process is gone; kill what it left (QEMU, backends) and its files
+    reapSandbox(root, sid);
+  }
+  if (rec.pid > 0 && isAlive(rec.pid, rec.pidStart)) {
+    try {
+      process.kill(rec.pid, 'SIGKILL');
+    } catch {
+      // exited meanwhile
+    }
+  }
+  removeDir(root, id);
+  // the sandbox's directory: remove once neither its process nor a container record needs it
+  if (sid !== id && readContainer(root, sid) === undefined && (!readSandbox(root, sid) || !sandboxAlive(root, sid))) {
+    reapSandbox(root, sid);
+    removeDir(root, sid);
+  }
+}
+
+/** create + start + wait + delete; resolves with the container's exit code. */
+export async function run(o: RuntimeOptions, id: string, a: { bundle: string; stdio: StdioFds }): Promise<number> {
+  const shim = await createInternal(o, id, a, false);
+  const exited = new Promise<number>((resolve) => shim.once('exit', (code, sig) => resolve(code ?? (sig ? 128 + signalNumber(sig) : 255))));
+  try {
+    await start(o, id);
+  } catch (e) {
+    await remove(o, id, true).catch(() => undefined);
+    throw e;
+  }
+  const code = await exited;
+  await remove(o, id, true);
+  return code;
+}
+
+function signalNumber(sig: NodeJS.Signals): number {
+  const table: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15, SIGPIPE: 13 };
+  return table[sig] ?? 0;
+}
+
+export async function exec(
+  o: RuntimeOptions,
+  id: string,
+  a: { args: string[]; tty: boolean; env?: string[]; cwd?: string; stdio: StdioFds },
+): Promise<number> {
+  const rec = mustRead(o, id);
+  if (a.args.length === 0) throw new RuntimeError('INVALID', 'exec needs a command: kata-ts exec ID CMD [ARGS...]');
+  const st = effectiveStatus(rec, sandboxAlive(rootOf(o), rec.sandboxId));
+  if (st !== 'running') throw new RuntimeError('STATE', `container '${id}' is ${st}: exec needs a running container`);
+  let base: OciProcess = {};
+  try {
+    base = (readBundle(rec.bundle).spec['process'] as OciProcess | undefined) ?? {};
+  } catch {
+    // the bundle may be gone after create; use defaults
+  }
+  const proc: Record<string, unknown> = {
+    terminal: a.tty,
+    args: a.args,
+    env: a.env ?? base.env ?? ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
+    cwd: a.cwd ?? base.cwd ?? '/',
+    user: base.user ?? { uid: 0, gid: 0 },
+  };
+  const sock = ctl(o, rec);
+  const r = (await call(sock, { op: 'exec', id, process: proc }, 60_000)) as { exec: string };
+  const shim = await spawnShim({ sock, id, exec: r.exec, tty: a.tty, stdio: a.stdio, detached: false });
+  return new Promise<number>((resolve) => shim.once('exit', (code, sig) => resolve(code ?? (sig ? 128 + signalNumber(sig) : 255))));
+}
+
+export async function ps(o: RuntimeOptions, id: string): Promise<number[]> {
+  const rec = mustRead(o, id);
+  if (!sandboxAlive(rootOf(o), rec.sandboxId)) return [];
+  return (await call(ctl(o, rec), { op: 'ps', id }, 30_000)) as number[];
+}
+
+export async function list(o: RuntimeOptions): Promise<OciState[]> {
+  const root = rootOf(o);
+  const out: OciState[] = [];
+  for (const id of listIds(root)) {
+    const rec = readContainer(root, id);
+    if (rec) out.push(toOci(rec, sandboxAlive(root, rec.sandboxId)));
+  }
+  return out;
+}

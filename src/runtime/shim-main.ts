@@ -1,0 +1,69 @@
+// The per-process host shim: `node dist/src/runtime/shim-main.js <control.sock> <container-id> <exec-id|-> <tty 0|1> <stdin 0|1>`.
+// Spawned by the CLI with the caller's stdio as its fds 0/1/2 (detached for `create`, so it outlives the CLI).
+// It forwards the guest process's stdout/stderr to fds 1/2 and fd 0 to its stdin over the sandbox's control
+// socket (`attach`), and exits with the process's exit code once the process has exited and its output has
+// drained. Its pid is the container's `state.pid`: its exit means the container stopped. If the sandbox
+// process goes away the shim exits 255.
+// Readiness: "ready\n" or "error <message>\n" on fd 3 (a pipe to the spawning CLI), once every stream is bound.
+
+import { closeSync, writeSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { open, readLine, type StreamName } from './control.js';
+
+const [sock, id, execArg, ttyArg, stdinArg] = process.argv.slice(2);
+const exec = execArg === '-' ? '' : (execArg ?? '');
+const tty = ttyArg === '1';
+const withStdin = stdinArg === '1';
+
+function ready(msg: string): void {
+  try {
+    writeSync(3, `${msg}\n`);
+    closeSync(3);
+  } catch {
+    // no readiness pipe (run by hand)
+  }
+}
+
+function drained(s: Socket, out: NodeJS.WritableStream): Promise<void> {
+  return new Promise((resolve) => {
+    s.pipe(out, { end: false });
+    s.once('close', () => resolve());
+    s.resume();
+  });
+}
+
+async function main(): Promise<void> {
+  const outputs: Promise<void>[] = [];
+  const attach = (stream: StreamName): Promise<Socket> => open(sock!, { op: 'attach', id: id!, exec, stream });
+  const out = await attach('stdout');
+  const err = tty ? undefined : await attach('stderr');
+  const inp = withStdin ? await attach('stdin') : undefined;
+  const waiter = await open(sock!, { op: 'shim', id: id!, exec, pid: process.pid });
+  outputs.push(drained(out, process.stdout));
+  if (err) outputs.push(drained(err, process.stderr));
+  if (inp) {
+    if (tty && process.stdin.isTTY) process.stdin.setRawMode(true);
+    process.stdin.pipe(inp);
+    inp.on('error', () => undefined);
+    process.stdin.on('error', () => inp.end());
+  }
+  ready('ready');
+  let code = 255;
+  try {
+    const line = await readLine(waiter);
+    const r = JSON.parse(line) as { ok: boolean; result?: { exitCode?: number } };
+    if (typeof r.result?.exitCode === 'number') code = r.result.exitCode;
+  } catch {
+    // the sandbox process went away: the container is gone
+  }
+  await Promise.race([Promise.all(outputs), new Promise((r) => setTimeout(r, 5000))]);
+  if (tty && process.stdin.isTTY) process.stdin.setRawMode(false);
+  process.exitCode = code;
+  // flush fds 1/2 then leave even if stdin is still open
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+}
+
+main().catch((e: Error) => {
+  ready(`error ${e.message.replace(/\n/g, ' ')}`);
+  process.exit(255);
+});

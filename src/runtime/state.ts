@@ -1,0 +1,170 @@
+// The state store under the runtime root (default /run/kata-ts), one directory per container id:
+//   <root>/<id>/state.json      the container's record (ContainerRecord) — every CLI call reads it
+//   <root>/<sid>/sandbox.json   the sandbox's record (SandboxRecord), in the directory of the sandbox's first container
+//   <root>/<sid>/control.sock   the sandbox process's control socket (control.ts)
+//   <root>/<sid>/disk-<n>.img   the rootfs block images attached to the VM
+// Files are replaced atomically (write a temp file, rename). Liveness of recorded pids is checked against the
+// process start time in /proc/<pid>/stat (field 22) so a reused pid is not mistaken for ours.
+
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const OCI_VERSION = '1.0.2';
+export const DEFAULT_ROOT = '/run/kata-ts';
+
+export type ContainerStatus = 'creating' | 'created' | 'running' | 'stopped';
+
+export interface ProcessRef {
+  pid: number;
+  /** /proc/<pid>/stat starttime (clock ticks since boot), 0 when unknown */
+  start: number;
+}
+
+export interface ContainerRecord {
+  ociVersion: string;
+  id: string;
+  status: ContainerStatus;
+  /** host pid of the container's shim (exits when the container's init exits); 0 until known */
+  pid: number;
+  pidStart: number;
+  bundle: string;
+  annotations?: Record<string, string>;
+  sandboxId: string;
+  created: string;
+  /** exit code once stopped */
+  exitCode?: number;
+  /** block slot of this container's rootfs in the sandbox VM */
+  slot?: number;
+}
+
+export interface SandboxRecord {
+  id: string;
+  /** the detached sandbox process (its own process group: QEMU and backends are in it) */
+  pid: number;
+  pidStart: number;
+  hypervisor: string;
+  /** TMPDIR of the sandbox process (QEMU's work dir lives there) */
+  tmpDir: string;
+  created: string;
+}
+
+/** OCI runtime spec / runc: ids are [A-Za-z0-9_.-]; the agent (agent.proto) also limits them to 1..64 bytes, no leading '.' */
+export function isValidId(id: string): boolean {
+  return /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$/.test(id);
+}
+
+export function containerDir(root: string, id: string): string {
+  return join(root, id);
+}
+export function statePath(root: string, id: string): string {
+  return join(root, id, 'state.json');
+}
+export function sandboxPath(root: string, sid: string): string {
+  return join(root, sid, 'sandbox.json');
+}
+export function controlSocketPath(root: string, sid: string): string {
+  return join(root, sid, 'control.sock');
+}
+
+function writeAtomic(path: string, value: unknown): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
+  renameSync(tmp, path);
+}
+
+function readJson<T>(path: string): T | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return undefined; // torn or foreign file: treated as absent (delete removes the directory)
+  }
+}
+
+export function readContainer(root: string, id: string): ContainerRecord | undefined {
+  const r = readJson<ContainerRecord>(statePath(root, id));
+  return r && r.id === id ? r : undefined;
+}
+
+export function writeContainer(root: string, rec: ContainerRecord): void {
+  mkdirSync(containerDir(root, rec.id), { recursive: true });
+  writeAtomic(statePath(root, rec.id), rec);
+}
+
+export function readSandbox(root: string, sid: string): SandboxRecord | undefined {
+  return readJson<SandboxRecord>(sandboxPath(root, sid));
+}
+
+export function writeSandbox(root: string, rec: SandboxRecord): void {
+  mkdirSync(containerDir(root, rec.id), { recursive: true });
+  writeAtomic(sandboxPath(root, rec.id), rec);
+}
+
+/**
+ * Claims <root>/<id> for a new container: fails (false) when the directory exists already. mkdir is the lock:
+ * two concurrent `create`s of one id cannot both win.
+ */
+export function claimId(root: string, id: string): boolean {
+  mkdirSync(root, { recursive: true, mode: 0o711 });
+  try {
+    mkdirSync(containerDir(root, id), { mode: 0o711 });
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw e;
+  }
+}
+
+/** Ids with a directory under root (state.json may be missing for a half-created or crashed container). */
+export function listIds(root: string): string[] {
+  if (!existsSync(root)) return [];
+  return readdirSync(root, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && isValidId(d.name))
+    .map((d) => d.name)
+    .sort();
+}
+
+export function removeDir(root: string, id: string): void {
+  rmSync(containerDir(root, id), { recursive: true, force: true });
+}
+
+/** /proc/<pid>/stat field 22 (starttime), or undefined when the process does not exist. */
+export function processStart(pid: number): number | undefined {
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // proc(5): "pid (comm) state ..." — comm may hold spaces and ')', so split after the last ')'
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // rest[0] is field 3 (state); starttime is field 22
+  if (rest[0] === 'Z' || rest[0] === 'X') return undefined; // a zombie has exited
+  const v = Number(rest[22 - 3]);
+  return Number.isFinite(v) ? v : undefined;
+}
+
+/** The process recorded as (pid, start) still runs (start 0: any process with that pid). */
+export function isAlive(pid: number, start: number): boolean {
+  const s = processStart(pid);
+  return s !== undefined && (start === 0 || s === start);
+}
+
+/** The status a reader should report: a running/created container whose shim or sandbox is gone has stopped. */
+export function effectiveStatus(rec: ContainerRecord, sandboxAlive: boolean): ContainerStatus {
+  if (rec.status === 'stopped') return 'stopped';
+  if (!sandboxAlive) return 'stopped';
+  if (rec.status === 'running' && rec.pid > 0 && !isAlive(rec.pid, rec.pidStart)) return 'stopped';
+  return rec.status;
+}
+
+export function sandboxAlive(root: string, sid: string): boolean {
+  const sb = readSandbox(root, sid);
+  return sb !== undefined && isAlive(sb.pid, sb.pidStart);
+}

@@ -1,0 +1,141 @@
+// AgentClient against a fake agent (a TtrpcServer speaking agent.proto), and the stdio stream binding.
+import t from 'tap';
+import { PassThrough } from 'node:stream';
+import { AgentClient } from '../../src/agent/client.js';
+import { agentCodecs } from '../../src/agent/agent-codecs.js';
+import { AGENT_SERVICE, HEALTH_SERVICE, ServingStatus, StreamKind, type CreateContainerRequest, type ExecProcessRequest } from '../../src/agent/agent-types.js';
+import { BadStdioPrefix, StdioBindRefused, bindStdioStream, encodeLengthPrefixed, readStdioHeader, writeStdioAck } from '../../src/agent/stdio.js';
+import { protoRoot } from '../../src/agent/proto-files.js';
+import { Code, MalformedMessage, TtrpcServer, TtrpcStatusError } from '../../src/agent/ttrpc.js';
+import { unixSocketPair } from '../helpers/unix-socket-pair.js';
+import { AGENT_VECTORS, encodeVectors, jsonable } from '../helpers/agent-vectors.js';
+import { MessageCodec } from '../../src/agent/proto-codec.js';
+
+const empty = (): Uint8Array => agentCodecs.Empty().encode({});
+
+async function fakeAgent() {
+  const created: CreateContainerRequest[] = [];
+  const execs: ExecProcessRequest[] = [];
+  const server = new TtrpcServer();
+  server.register(HEALTH_SERVICE, { Check: () => agentCodecs.HealthCheckResponse().encode({ status: ServingStatus.SERVING }) });
+  server.register(AGENT_SERVICE, {
+    CreateContainer: (p) => {
+      created.push(agentCodecs.CreateContainerRequest().decode(p));
+      return empty();
+    },
+    ExecProcess: (p) => {
+      const req = agentCodecs.ExecProcessRequest().decode(p);
+      if (!created.some((c) => c.container_id === req.container_id)) throw new TtrpcStatusError(Code.NOT_FOUND, `container ${req.container_id} not found`);
+      execs.push(req);
+      return empty();
+    },
+    WaitProcess: async (p) => {
+      const req = agentCodecs.WaitProcessRequest().decode(p);
+      await new Promise((r) => setTimeout(r, 30));
+      if (req.exec_id === 'liar') return agentCodecs.WaitProcessResponse().encode({ exit_code: 1000, signal: 0 });
+      return agentCodecs.WaitProcessResponse().encode(req.exec_id === 'killed' ? { exit_code: 137, signal: 9 } : { exit_code: 3, signal: 0 });
+    },
+    StatsContainer: () =>
+      agentCodecs.StatsContainerResponse().encode({
+        cgroup: { cpu_usage_usec: 2 ** 40, cpu_user_usec: 1, cpu_system_usec: 2, memory_current: 4096, memory_max: 0, pids_current: 3, pids_max: 0 },
+      }),
+    GetGuestDetails: () =>
+      agentCodecs.GuestDetailsResponse().encode({ agent_version: '0.1.0', kernel_release: '6.1.0', mem_total_bytes: 512 << 20, cpus: 2, runc_version: '1.1.5', stdio_port: 1025 }),
+    SignalProcess: () => Uint8Array.of(0x0f), // not a valid message: the client must say so
+  });
+  const pair = await unixSocketPair();
+  server.serve(pair.server);
+  return { client: new AgentClient(pair.client), created, execs, pair };
+}
+
+t.test('agent.proto parses and has every service and method of the issue', async (t) => {
+  const root = protoRoot('agent.proto');
+  const svc = root.lookupService('kata_ts.agent.AgentService');
+  t.same(Object.keys(svc.methods).sort(), ['CloseStdin', 'CreateContainer', 'CreateSandbox', 'DestroySandbox', 'ExecProcess', 'GetGuestDetails', 'RemoveContainer', 'SignalProcess', 'StartContainer', 'StatsContainer', 'TtyWinResize', 'WaitProcess']);
+  t.same(Object.keys(root.lookupService('kata_ts.agent.Health').methods), ['Check']);
+  // Field numbers are a contract with the guest agent (guest/agent/): pin a few.
+  const storage = root.lookupType('kata_ts.agent.Storage');
+  t.same(Object.fromEntries(Object.values(storage.fields).map((f) => [f.name, f.id])), { driver: 1, source: 2, mount_point: 3, fstype: 4, options: 5, driver_options: 6 });
+  const hdr = root.lookupType('kata_ts.agent.StdioStreamHeader');
+  t.same(Object.fromEntries(Object.values(hdr.fields).map((f) => [f.name, f.id])), { container_id: 1, exec_id: 2, kind: 3 });
+});
+
+t.test('typed calls: request fields reach the agent, responses come back typed', async (t) => {
+  const a = await fakeAgent();
+  t.same(await a.client.check(), { status: ServingStatus.SERVING });
+  const spec = Buffer.from(JSON.stringify({ ociVersion: '1.0.2', process: { args: ['sh'] } }));
+  await a.client.createContainer({
+    container_id: 'c1',
+    oci_spec_json: spec,
+    rootfs: '/run/kata-ts/c1/rootfs',
+    storages: [{ driver: 'blk', source: '/dev/vda', mount_point: '/run/kata-ts/c1/rootfs', fstype: 'ext4', options: ['ro'] }],
+  });
+  t.equal(a.created[0]!.container_id, 'c1');
+  t.same(JSON.parse(Buffer.from(a.created[0]!.oci_spec_json).toString()), { ociVersion: '1.0.2', process: { args: ['sh'] } });
+  t.same(a.created[0]!.storages, [{ driver: 'blk', source: '/dev/vda', mount_point: '/run/kata-ts/c1/rootfs', fstype: 'ext4', options: ['ro'], driver_options: [] }]);
+  await a.client.execProcess({ container_id: 'c1', exec_id: 'e1', process_json: Buffer.from('{"args":["ls"]}') });
+  t.equal(a.execs[0]!.exec_id, 'e1');
+  await t.rejects(a.client.execProcess({ container_id: 'nope', exec_id: 'e2', process_json: Buffer.from('{}') }), { name: 'TtrpcStatusError', codeName: 'NOT_FOUND', message: /AgentService\/ExecProcess: NOT_FOUND \(5\): container nope not found/ });
+  t.same(await a.client.waitProcess({ container_id: 'c1', exec_id: 'killed' }), { exit_code: 137, signal: 9 });
+  t.same(await a.client.waitProcess({ container_id: 'c1' }), { exit_code: 3, signal: 0 });
+  await t.rejects(a.client.waitProcess({ container_id: 'c1', exec_id: 'liar' }), { name: 'MalformedMessage', message: /exit_code 1000/ }, 'guest numbers are range-checked');
+  const stats = await a.client.statsContainer({ container_id: 'c1' });
+  t.equal(stats.cgroup?.cpu_usage_usec, 2 ** 40, 'uint64 beyond 32 bits');
+  t.equal(stats.cgroup?.memory_current, 4096);
+  t.same(await a.client.getGuestDetails(), { agent_version: '0.1.0', kernel_release: '6.1.0', mem_total_bytes: 512 << 20, cpus: 2, runc_version: '1.1.5', stdio_port: 1025 });
+  await t.rejects(a.client.signalProcess({ container_id: 'c1', signal: 15 }), MalformedMessage, 'a garbled response is an error, not a crash');
+  await t.rejects(a.client.startContainer({ container_id: 'c1' }), { code: Code.UNIMPLEMENTED, details: 'method StartContainer' });
+  a.client.close();
+  await t.rejects(a.client.check(), { name: 'PeerGone' });
+  a.pair.close();
+});
+
+t.test('a request of the wrong shape is refused before it is sent', async (t) => {
+  const a = await fakeAgent();
+  await t.rejects(a.client.signalProcess({ container_id: 'c1', signal: 'TERM' as unknown as number }), MalformedMessage);
+  a.pair.close();
+});
+
+t.test('stdio binding: header out, ack back, then raw bytes (the first ones arriving with the ack)', async (t) => {
+  const pair = await unixSocketPair();
+  const agentSide = (async () => {
+    const h = await readStdioHeader(pair.server);
+    t.same(h, { container_id: 'c1', exec_id: '', kind: StreamKind.STDOUT });
+    pair.server.write(Buffer.concat([encodeLengthPrefixed(agentCodecs.StdioStreamAck().encode({ code: 0, message: '' })), Buffer.from('hello ')]));
+    setTimeout(() => pair.server.end('world'), 10);
+  })();
+  const out = await bindStdioStream(pair.client, { container_id: 'c1', kind: StreamKind.STDOUT }, { timeoutMs: 2000 });
+  let text = '';
+  out.on('data', (d: Buffer) => (text += d.toString()));
+  out.resume(); // bindStdioStream leaves the stream paused so no byte is lost before handlers attach
+  await new Promise((r) => out.once('end', r));
+  await agentSide;
+  t.equal(text, 'hello world');
+  pair.close();
+});
+
+t.test('stdio binding refused: StdioBindRefused with the code; a bad prefix is BadStdioPrefix', async (t) => {
+  const pair = await unixSocketPair();
+  void readStdioHeader(pair.server).then(() => writeStdioAck(pair.server, { code: Code.NOT_FOUND, message: 'no process c9/e1' }));
+  await t.rejects(bindStdioStream(pair.client, { container_id: 'c9', exec_id: 'e1', kind: StreamKind.STDIN }), { name: 'StdioBindRefused', codeName: 'NOT_FOUND', message: /no process c9\/e1/ });
+  t.type(StdioBindRefused, 'function');
+  pair.close();
+  const p = new PassThrough();
+  const reading = readStdioHeader(p);
+  p.write(Buffer.from([0, 1, 0, 0]));
+  await t.rejects(reading, BadStdioPrefix, '65536-byte header refused');
+  const p2 = new PassThrough();
+  const r2 = readStdioHeader(p2);
+  p2.end(Buffer.from([0, 0, 0, 9, 1]));
+  await t.rejects(r2, { name: 'PeerGone' }, 'connection ended mid-header');
+});
+
+t.test('the published test vectors (for the guest codec) decode back to their values', async (t) => {
+  const enc = encodeVectors();
+  t.equal(enc.length, AGENT_VECTORS.length);
+  AGENT_VECTORS.forEach((v, i) => {
+    const back = new MessageCodec<object>(v.file, v.message).decode(Buffer.from(enc[i]!.hex, 'hex'));
+    t.same(jsonable(back), enc[i]!.value, v.message);
+  });
+  t.equal(enc.find((e) => e.message === 'kata_ts.agent.HealthCheckResponse')!.hex, '0801');
+});
