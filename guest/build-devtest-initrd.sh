@@ -16,41 +16,19 @@ DT="$HERE/devtest"
 log() { printf '[initrd:devtest] %s\n' "$*" >&2; }
 
 PKGS=(gcc libc6-dev cpio gzip busybox-static e2fsprogs)
-missing=()
-for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  printf '[initrd:devtest] missing Debian packages: %s\n  install them with:\n    apt-get install -y %s\n' "${missing[*]}" "${missing[*]}" >&2
-  exit 1
-fi
+source "$HERE/lib/cached-build.sh"
+require_debs "${PKGS[@]}"
 
 BUSYBOX=/bin/busybox
 E2FS_BINS=(/sbin/mke2fs /sbin/e2fsck)
 
 hash="$( {
-  for f in "$HERE/build-devtest-initrd.sh" "$DT/init" "$DT/vsock-tool.c"; do printf '== %s\n' "${f#"$HERE"/}"; cat "$f"; done
   gcc --version | head -n1
   dpkg-query -W -f='${Package} ${Version}\n' "${PKGS[@]}"
-} | sha256sum | cut -c1-16 )"
-CACHE_ROOT="${KATA_TS_CACHE:-$HOME/.cache/kata-ts}/initrd"
-OUT="$CACHE_ROOT/devtest-$hash"
-INITRD="$OUT/initrd.cpio.gz"
-if [ -s "$INITRD" ]; then
-  log "cached: $INITRD"
-  printf '%s\n' "$INITRD"
-  exit 0
-fi
-
-mkdir -p "$CACHE_ROOT"
-exec 9>"$CACHE_ROOT/.devtest-$hash.lock"
-flock 9
-if [ -s "$INITRD" ]; then printf '%s\n' "$INITRD"; exit 0; fi
-
-WORK="$(mktemp -d "$CACHE_ROOT/.work-XXXXXX")"
-trap 'rm -rf "$WORK"' EXIT
+} | cache_hash "$HERE/build-devtest-initrd.sh" "$DT/init" "$DT/vsock-tool.c" )"
+cache_begin "${KATA_TS_CACHE:-$HOME/.cache/kata-ts}/initrd/devtest-$hash" initrd.cpio.gz
 R="$WORK/root"
-mkdir -p "$R"/{bin,sbin,dev,proc,sys,tmp,mnt,etc} "$OUT"
+mkdir -p "$R"/{bin,sbin,dev,proc,sys,tmp,mnt,etc}
 
 log "compiling vsock-tool.c (gcc -static)"
 gcc -static -O2 -Wall -Wextra -Werror -s -o "$R/bin/vsock-tool" "$DT/vsock-tool.c"
@@ -78,16 +56,7 @@ ln -s /proc/mounts "$R/etc/mtab"
 
 install -m 755 "$DT/init" "$R/init"
 
-# /dev/console must exist before devtmpfs is mounted: the kernel opens fds 0-2 of /init on it
-if [ "$(id -u)" = 0 ]; then
-  mknod -m 600 "$R/dev/console" c 5 1
-else
-  log "not root: /dev/console node omitted (the init's output then appears only after it mounts devtmpfs)"
-fi
+console_node "$R"
 
-log "packing newc cpio"
-( cd "$R" && find . -mindepth 1 | LC_ALL=C sort | \
-    cpio --quiet -o -H newc -R 0:0 --reproducible ) | gzip -9 -n >"$WORK/initrd.cpio.gz"
-mv -f "$WORK/initrd.cpio.gz" "$INITRD"
-log "built: $INITRD ($(stat -c %s "$INITRD") bytes)"
-printf '%s\n' "$INITRD"
+pack_initrd "$R" "$WORK/initrd.cpio.gz"
+cache_publish "$WORK/initrd.cpio.gz"
