@@ -5,9 +5,9 @@
 //
 // Totals are host wall time from spawning the CLI to its exit (both CLIs remove the container before exiting).
 // kata-ts phases come from its JSON log (`--log FILE --log-format json`): every line carrying a string `phase`
-// and a timestamp `time` (epoch ms, a number or an ISO string — pino's shape) marks that phase; each is reported
-// as ms since the CLI was spawned. The phases the runtime exposes are used as they are; the canonical order is
-// spawn, vm-created, kernel-start, agent-ready, container-started, exited (PHASE_ORDER).
+// (or a `msg` the sandbox process logs at a phase: MESSAGE_PHASES) and a timestamp `time` (epoch ms, a number or an
+// ISO string) marks that phase; each is reported as ms since the CLI was spawned. The phases the runtime exposes
+// are used as they are; the canonical order is PHASE_ORDER, and the ones it does not expose are listed as such.
 //
 // Usage: node dist/bench/run.js [--runs N] [--hypervisor auto|qemu|inproc]   (root; default 10 runs)
 //        -> bench/results/run.{json,md,svg}
@@ -26,16 +26,28 @@ const repoRoot = existsSync(join(here, '../../package.json')) ? resolve(here, '.
 const resultsDir = join(repoRoot, 'bench', 'results');
 const cliPath = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 
-export const PHASE_ORDER = ['spawn', 'vm-created', 'kernel-start', 'agent-ready', 'container-started', 'exited'] as const;
+export const PHASE_ORDER = ['spawn', 'vm-created', 'kernel-start', 'agent-ready', 'container-created', 'container-started', 'exited', 'sandbox-shutdown'] as const;
 
 /** Epoch ms with sub-ms resolution, comparable with Date.now()-based log timestamps of other processes. */
 function nowEpochMs(): number {
   return performance.timeOrigin + performance.now();
 }
 
+/** Log messages of the sandbox process (src/runtime/sandbox-main.ts) that mark a phase without a `phase` field. */
+export const MESSAGE_PHASES: Readonly<Record<string, string>> = {
+  'vm started': 'vm-created',
+  'kernel started': 'kernel-start',
+  'agent ready': 'agent-ready',
+  'container created': 'container-created',
+  'container started': 'container-started',
+  'container exited': 'exited',
+  'sandbox shutting down': 'sandbox-shutdown',
+};
+
 /**
  * Phase marks from a JSON-lines log: `{ "phase": "agent-ready", "time": 1764226530123.4 }` (time may also
- * be an ISO string). The first mark of each phase wins. Lines that are not JSON objects are skipped.
+ * be an ISO string), or a line whose `msg` is one of MESSAGE_PHASES. The first mark of each phase wins. Lines
+ * that are not JSON objects are skipped.
  */
 export function parsePhases(log: string): Map<string, number> {
   const marks = new Map<string, number>();
@@ -50,8 +62,9 @@ export function parsePhases(log: string): Map<string, number> {
     }
     if (typeof o !== 'object' || o === null) continue;
     const rec = o as Record<string, unknown>;
-    const phase = rec['phase'];
-    if (typeof phase !== 'string' || phase === '') continue;
+    const msg = rec['msg'];
+    const phase = typeof rec['phase'] === 'string' && rec['phase'] !== '' ? rec['phase'] : typeof msg === 'string' ? MESSAGE_PHASES[msg.toLowerCase()] : undefined;
+    if (phase === undefined) continue;
     const tv = rec['time'] ?? rec['ts'];
     const time = typeof tv === 'number' ? tv : typeof tv === 'string' ? Date.parse(tv) : NaN;
     if (!Number.isFinite(time)) continue;
@@ -59,6 +72,21 @@ export function parsePhases(log: string): Map<string, number> {
     if (!marks.has(name)) marks.set(name, time);
   }
   return marks;
+}
+
+/** Which VMM ran the sandbox: its `VM started` log line carries `hypervisor` and `accel`, e.g. 'qemu (tcg)'. */
+export function vmmOf(log: string): string | undefined {
+  for (const line of log.split('\n')) {
+    if (!line.includes('VM started')) continue;
+    try {
+      const o = JSON.parse(line) as Record<string, unknown>;
+      if (o['msg'] !== 'VM started' || typeof o['hypervisor'] !== 'string') continue;
+      return typeof o['accel'] === 'string' ? `${o['hypervisor']} (${o['accel']})` : o['hypervisor'];
+    } catch {
+      /* not JSON */
+    }
+  }
+  return undefined;
 }
 
 /** Phase names sorted: canonical ones in PHASE_ORDER, then others by their median time. */
@@ -93,6 +121,8 @@ function timedSpawn(cmd: string, args: string[]): Promise<Timed & { t0: number }
 interface KataRun {
   total: number;
   phases: Map<string, number>;
+  /** e.g. 'qemu (tcg)', from the sandbox process's log */
+  vmm?: string;
 }
 
 async function kataRun(bundle: string, root: string, logDir: string, i: number, hypervisor: string | undefined): Promise<KataRun> {
@@ -103,10 +133,12 @@ async function kataRun(bundle: string, root: string, logDir: string, i: number, 
   // not timed: make sure nothing is left for the next run
   spawnSync(process.execPath, [cliPath, '--root', root, 'delete', '--force', id], { stdio: 'ignore', timeout: 60_000 });
   if (r.code !== 0) throw new Error(`kata-ts run exited with ${String(r.code)}: ${r.stderr.trim().split('\n').pop() ?? ''}`);
-  const marks = parsePhases(existsSync(log) ? readFileSync(log, 'utf8') : '');
+  const text = existsSync(log) ? readFileSync(log, 'utf8') : '';
+  const marks = parsePhases(text);
+  const vmm = vmmOf(text);
   const phases = new Map<string, number>();
   for (const [name, t] of marks) phases.set(name, t - r.t0);
-  return { total: r.ms, phases };
+  return { total: r.ms, phases, ...(vmm !== undefined ? { vmm } : {}) };
 }
 
 async function runcRun(bundle: string, root: string, i: number): Promise<number> {
@@ -163,13 +195,13 @@ export async function main(argv: string[]): Promise<number> {
     const phaseSums = new Map<string, Summary>(names.map((n) => [n, summarize(kata.map((k) => k.phases.get(n)!))]));
     const order = orderPhases(new Map([...phaseSums].map(([n, s]) => [n, s.median])));
     const partial = [...new Set(kata.flatMap((k) => [...k.phases.keys()]))].filter((n) => !names.includes(n));
-    const missing = (PHASE_ORDER as readonly string[]).filter((p) => p !== 'spawn' && !names.includes(p));
+    const missing = (['vm-created', 'kernel-start', 'agent-ready', 'container-started', 'exited'] as string[]).filter((p) => !names.includes(p));
 
     const json = {
       benchmark: 'run',
       description: '`kata-ts run` vs `runc run` of the same busybox bundle (/bin/true), ms from spawn to exit; kata-ts phases in ms since spawn',
       runs,
-      hypervisor: hypervisor ?? '(configuration.toml)',
+      hypervisor: [...new Set(kata.map((k) => k.vmm ?? '?'))].join(', ') + (hypervisor ? ` (--hypervisor ${hypervisor})` : ' (configuration.toml default)'),
       kata: roundSummary(kataSum),
       runc: roundSummary(runcSum),
       ratioMedian: round3(kataSum.median / runcSum.median),

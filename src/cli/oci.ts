@@ -132,6 +132,20 @@ function readProcessFile(path: string): ProcessFile {
   return { args: p.args, env: p.env as string[] | undefined, cwd: p.cwd as string | undefined, terminal: p.terminal as boolean | undefined };
 }
 
+/** runtime-spec's usual default, used when the bundle's config.json cannot be read any more */
+export const DEFAULT_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'];
+
+/** process.env of a bundle's config.json (DEFAULT_ENV when it cannot be read). */
+export function bundleEnv(bundle: string): string[] {
+  try {
+    const spec = JSON.parse(readFileSync(resolve(bundle, 'config.json'), 'utf8')) as { process?: { env?: unknown } };
+    const env = spec.process?.env;
+    return Array.isArray(env) ? env.filter((e): e is string => typeof e === 'string') : [];
+  } catch {
+    return DEFAULT_ENV;
+  }
+}
+
 function collect(v: string, prev: string[] = []): string[] {
   return [...prev, v];
 }
@@ -298,10 +312,14 @@ export function registerOciCommands(program: Command, overrides: Partial<OciDeps
         const args = command.length > 0 ? command : pf?.args;
         if (args === undefined || args.length === 0) throw new InvalidArgumentError('exec needs a command: kata-ts exec ID CMD [ARG...] (or --process FILE)');
         for (const kv of c.env ?? []) if (!/^[^=]+=/.test(kv)) throw new InvalidArgumentError(`--env "${kv}" must be KEY=VALUE`);
-        const env = [...(pf?.env ?? []), ...(c.env ?? [])];
-        const cwd = c.cwd ?? pf?.cwd;
         const rt = await d.runtime();
-        return rt.exec(opts(), id, {
+        const o = opts();
+        // runc: --env adds to the process env (of --process, else of the container's config.json); the runtime
+        // takes `env` as the whole environment, so the base is read here.
+        const base = pf !== undefined ? (pf.env ?? []) : c.env !== undefined ? bundleEnv((await rt.state(o, id)).bundle) : [];
+        const env = [...base, ...(c.env ?? [])];
+        const cwd = c.cwd ?? pf?.cwd;
+        return rt.exec(o, id, {
           args,
           tty: c.tty === true || pf?.terminal === true,
           ...(env.length > 0 ? { env } : {}),

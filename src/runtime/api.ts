@@ -5,12 +5,13 @@
 // state.pid is a per-container host "shim" process (shim-main.ts) that forwards the container's stdio and
 // exits with the container's exit code when it stops (the Kata/containerd-shim model).
 
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { applyAnnotations, ConfigError, loadConfig, type HypervisorSection, type RuntimeConfig } from './config.js';
 import { call, type ControlRequest } from './control.js';
 import { readBundle, type OciProcess } from './bundle.js';
@@ -30,6 +31,7 @@ import {
   readSandbox,
   removeDir,
   sandboxAlive,
+  statePath,
   writeContainer,
   type ContainerRecord,
 } from './state.js';
@@ -64,6 +66,7 @@ export interface StdioFds {
 /** Annotation naming the sandbox a container joins (CRI; Kata reads the same). */
 export const SANDBOX_ID_ANNOTATION = 'io.kubernetes.cri.sandbox-id';
 
+const execFileP = promisify(execFile);
 const PKG_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const SANDBOX_MAIN = fileURLToPath(new URL('./sandbox-main.js', import.meta.url));
 const SHIM_MAIN = fileURLToPath(new URL('./shim-main.js', import.meta.url));
@@ -97,15 +100,16 @@ function ctl(o: RuntimeOptions, rec: ContainerRecord): string {
 }
 
 /** Last stdout line of a cached guest build script (kernel-config/build.sh full, guest/build-agent-initrd.sh). */
-function artifact(script: string[], what: string, hint: string): string {
+async function artifact(script: string[], what: string, hint: string): Promise<string> {
+  let out: string;
   try {
-    const out = execFileSync('bash', script, { cwd: PKG_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 3_600_000 });
-    const last = out.trim().split('\n').pop() ?? '';
-    if (last) return last;
+    out = (await execFileP('bash', script, { cwd: PKG_ROOT, encoding: 'utf8', timeout: 3_600_000, maxBuffer: 64 * 1024 * 1024 })).stdout;
   } catch (e) {
     throw new RuntimeError('INVALID', `no guest ${what}: ${script.join(' ')} failed (${(e as Error).message.split('\n')[0]!}): ${hint}`);
   }
-  throw new RuntimeError('INVALID', `no guest ${what}: ${hint}`);
+  const last = out.trim().split('\n').pop() ?? '';
+  if (!last || !existsSync(last)) throw new RuntimeError('INVALID', `no guest ${what}: ${script.join(' ')} printed no artifact path: ${hint}`);
+  return last;
 }
 
 function readLineFrom(r: Readable, timeoutMs: number): Promise<string> {
@@ -148,7 +152,8 @@ function reapSandbox(root: string, sid: string): void {
   } catch {
     // no process left in the group
   }
-  if (sb.tmpDir.startsWith(tmpdir())) rmSync(sb.tmpDir, { recursive: true, force: true });
+  // only a directory we made (mkdtemp 'kata-ts-sb-'): sandbox.json is not trusted to name anything else
+  if (/\/kata-ts-sb-[A-Za-z0-9]{6}$/.test(sb.tmpDir)) rmSync(sb.tmpDir, { recursive: true, force: true });
 }
 
 async function waitGone(pid: number, start: number, ms: number): Promise<boolean> {
@@ -162,8 +167,14 @@ async function waitGone(pid: number, start: number, ms: number): Promise<boolean
 
 async function spawnSandbox(o: RuntimeOptions, root: string, sid: string, cfg: RuntimeConfig, hvSection: HypervisorSection): Promise<void> {
   const choice = o.hypervisor ?? cfg.runtime.hypervisor;
-  const kernel = hvSection.kernel || artifact(['kernel-config/build.sh', 'full'], 'kernel', 'run `npm run guest:kernel` or set kernel in configuration.toml');
-  const initrd = hvSection.initrd || artifact(['guest/build-agent-initrd.sh'], 'initrd', 'run `bash guest/build-agent-initrd.sh` or set initrd in configuration.toml');
+  // the build scripts are cached (a hash of their inputs): fast once built; run both at once
+  const [kernel, initrd] = await Promise.all([
+    hvSection.kernel || artifact(['kernel-config/build.sh', 'full'], 'kernel', 'run `npm run guest:kernel` or set kernel in configuration.toml'),
+    hvSection.initrd || artifact(['guest/build-agent-initrd.sh'], 'initrd', 'run `bash guest/build-agent-initrd.sh` or set initrd in configuration.toml'),
+  ]);
+  for (const [what, p] of [['kernel', kernel], ['initrd', initrd]] as const) {
+    if (!existsSync(p)) throw new RuntimeError('INVALID', `the guest ${what} ${p} (configuration ${cfg.source}) does not exist: fix the path or clear it to use the built one`);
+  }
   const tmp = mkdtempSync(join(tmpdir(), 'kata-ts-sb-'));
   const launch: SandboxLaunch = {
     root,
@@ -368,7 +379,8 @@ export async function remove(o: RuntimeOptions, id: string, force?: boolean): Pr
       // exited meanwhile
     }
   }
-  removeDir(root, id);
+  if (id === sid && sandboxAlive(root, sid)) rmSync(statePath(root, sid), { force: true }); // others still run in it
+  else removeDir(root, id);
   // the sandbox's directory: remove once neither its process nor a container record needs it
   if (sid !== id && readContainer(root, sid) === undefined && (!readSandbox(root, sid) || !sandboxAlive(root, sid))) {
     reapSandbox(root, sid);

@@ -178,7 +178,10 @@ export function parseConfig(text: string, file: string): RuntimeConfig {
     if (!isTable(value)) throw err('', top, `unknown top-level key '${top}' (sections: [${known}])`);
     if (top === 'hypervisor') {
       for (const [name, sub] of Object.entries(value)) {
-        if (name !== 'qemu' && name !== 'inproc') throw err('hypervisor', name, `unknown section [hypervisor.${name}] (known: [hypervisor.qemu], [hypervisor.inproc])`);
+        if (name !== 'qemu' && name !== 'inproc') {
+          const line = findKeyLine(text, `hypervisor.${name}`, undefined) ?? findKeyLine(text, 'hypervisor', name);
+          throw new ConfigError(file, line, `unknown section [hypervisor.${name}] (known: [hypervisor.qemu], [hypervisor.inproc])`);
+        }
         if (!isTable(sub)) throw err('hypervisor', name, `[hypervisor] ${name} must be a table`);
         apply(`hypervisor.${name}`, sub);
       }

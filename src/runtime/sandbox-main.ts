@@ -20,6 +20,7 @@ import { AgentClient, AGENT_STDIO_PORT, AGENT_TTRPC_PORT, StreamKind, bindStdioS
 import { chooseHypervisor, createHypervisor, detectHost, type HypervisorChoice } from '../hypervisor/factory.js';
 import type { Hypervisor } from '../hypervisor/interface.js';
 import { applyQuirks, loadQuirksProfile } from '../vmm/host-quirks.js';
+import { createLogger } from './log.js';
 import { readLine, type ControlReply, type ControlRequest, type StreamName } from './control.js';
 import { RuntimeError } from './errors.js';
 import {
@@ -28,6 +29,7 @@ import {
   processStart,
   readContainer,
   removeDir,
+  statePath,
   writeContainer,
   writeSandbox,
   type ContainerRecord,
@@ -72,12 +74,9 @@ const launch = JSON.parse(process.argv[2] ?? '{}') as SandboxLaunch;
 const { root, sid } = launch;
 const dir = join(root, sid);
 
+const logger = createLogger(launch.logFormat, sid);
 function log(level: 'info' | 'error', msg: string, extra: Record<string, unknown> = {}): void {
-  const line =
-    launch.logFormat === 'json'
-      ? JSON.stringify({ time: new Date().toISOString(), level, sandbox: sid, pid: process.pid, msg, ...extra })
-      : `${new Date().toISOString()} ${level} sandbox=${sid} ${msg}${Object.keys(extra).length ? ` ${JSON.stringify(extra)}` : ''}`;
-  process.stdout.write(`${line}\n`);
+  logger[level](msg, extra);
 }
 
 function signalReady(msg: string): void {
@@ -211,6 +210,7 @@ async function handleCall(req: ControlRequest): Promise<unknown> {
       }
       c.rec.status = 'running';
       save(c);
+      log('info', 'container started', { id: req.id });
       watch(c, '');
       return {};
     }
@@ -237,11 +237,10 @@ async function handleCall(req: ControlRequest): Promise<unknown> {
       }
       for (const [exec] of c.procs) finishProc(c, exec, 137);
       slotsUsed.delete(c.slot);
-      removeDir(root, req.id) ;
-      if (req.id === sid) {
-        // the sandbox's own directory holds sandbox.json and the control socket: keep them while others run
-        mkdirSync(dir, { recursive: true });
-      }
+      // the sandbox's own directory also holds sandbox.json, the control socket and the disks: keep it while
+      // the sandbox runs (shutdown removes it)
+      if (req.id === sid) rmSync(statePath(root, sid), { force: true });
+      else removeDir(root, req.id);
       if (containers.size === 0) setImmediate(() => void shutdown('the last container was deleted'));
       return {};
     }
@@ -405,7 +404,12 @@ async function main(): Promise<void> {
   if (plan.softwareKvm) cmdline = applyQuirks(cmdline, loadQuirksProfile('pvm'));
   if (plan.notice) log('info', plan.notice);
   hv = createHypervisor(plan);
+  if (!hv.capabilities().guestUserspace) {
+    // DESIGN.md: the software KVM (kvm_pvm) boots the kernel but cannot run the agent (guest user space)
+    throw new Error(`the ${plan.kind} hypervisor cannot run guest user space on this host (software KVM), so the agent cannot start: use --hypervisor=auto or qemu`);
+  }
   const consoleLog = createWriteStream(join(dir, 'console.log'));
+  let kernelStarted = false;
   hv.on('log', (l: string) => log('info', l));
   await hv.createVm({
     kernelPath: launch.kernel,
@@ -414,7 +418,13 @@ async function main(): Promise<void> {
     vcpus: launch.vcpus,
     memoryMiB: launch.memoryMiB,
     devices: [{ kind: 'vsock', cid: 3 }, ...Array.from({ length: launch.slots }, (_, i) => ({ kind: 'blk' as const, path: disk(i), readOnly: false }))],
-    console: (b) => consoleLog.write(b),
+    console: (b) => {
+      if (!kernelStarted) {
+        kernelStarted = true;
+        log('info', 'kernel started'); // the first console byte (bench:run reads this phase)
+      }
+      consoleLog.write(b);
+    },
   });
   await hv.startVm();
   log('info', 'VM started', { hypervisor: plan.kind, accel: plan.accel });
@@ -435,6 +445,8 @@ async function main(): Promise<void> {
 }
 
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
+// a long-lived daemon: a stray socket error must not take every container of the sandbox down with it
+process.on('uncaughtException', (e: Error) => log('error', 'uncaught exception', { error: e.stack ?? e.message }));
 main().catch((e: Error) => {
   log('error', 'sandbox start failed', { error: e.message });
   signalReady(`error ${e.message.replace(/\n/g, ' ')}`);

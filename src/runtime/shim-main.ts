@@ -63,6 +63,10 @@ async function main(): Promise<void> {
   process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
 }
 
+// the caller may close its end of our stdout/stderr (EPIPE): keep running so state.pid still means "running"
+process.stdout.on('error', () => undefined);
+process.stderr.on('error', () => undefined);
+
 main().catch((e: Error) => {
   ready(`error ${e.message.replace(/\n/g, ' ')}`);
   process.exit(255);

@@ -1,0 +1,28 @@
+// Logging of the sandbox process (its stdout/stderr go to <root>/<sid>/sandbox.log, or the --log file).
+// --log-format json: pino's JSON lines (level, time, pid, hostname, sandbox, msg, fields).
+// --log-format text (default): one readable line per record, `<ISO time> <level> sandbox=<id> <msg> {fields}`.
+
+import { writeSync } from 'node:fs';
+import { pino, type Logger } from 'pino';
+
+export type LogFormat = 'text' | 'json';
+
+export interface RuntimeLogger {
+  info(msg: string, extra?: Record<string, unknown>): void;
+  error(msg: string, extra?: Record<string, unknown>): void;
+}
+
+export function createLogger(format: LogFormat, sandbox: string, fd = 1): RuntimeLogger {
+  if (format === 'json') {
+    const l: Logger = pino({ base: { pid: process.pid, sandbox } }, pino.destination({ dest: fd, sync: true }));
+    return {
+      info: (msg, extra = {}) => l.info(extra, msg),
+      error: (msg, extra = {}) => l.error(extra, msg),
+    };
+  }
+  const line = (level: string, msg: string, extra: Record<string, unknown>): void => {
+    const fields = Object.keys(extra).length ? ` ${JSON.stringify(extra)}` : '';
+    writeSync(fd, `${new Date().toISOString()} ${level} sandbox=${sandbox} ${msg}${fields}\n`);
+  };
+  return { info: (m, e = {}) => line('info', m, e), error: (m, e = {}) => line('error', m, e) };
+}
