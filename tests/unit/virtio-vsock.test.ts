@@ -486,6 +486,14 @@ t.test('connection limit', async (t) => {
   t.match(s.backend.of('closed').at(-1), { id: 1, reason: 'limit' });
 });
 
+t.test('a host that ignores its flow-control window is reset with reason overrun', async (t) => {
+  const s = setup();
+  const id = guestConnect(s, HOST_PORT, 3000, 0); // the guest grants no credit: nothing drains
+  const piece = new Uint8Array(64 * 1024);
+  for (let i = 0; i < 64 && s.backend.of('closed').length === 0; i++) s.backend.inject({ t: 'data', id, data: piece });
+  t.match(s.backend.of('closed').at(-1), { id, reason: 'overrun' }, 'named for what happened, not as a connection limit');
+});
+
 t.test('structural queue errors: DeviceBroken, also when met during a host-driven rx fill', async (t) => {
   const s = setup();
   s.guest.tx.writeDesc(0, { addr: 0x100000, len: 44, flags: 1 /* NEXT */, next: 999 });

@@ -37,6 +37,7 @@ export type VsockCloseReason =
   | 'timeout' // the guest did not finish an orderly close in time; we sent RST
   | 'device-reset' // the driver reset the device, or the device broke
   | 'limit' // too many connections
+  | 'overrun' // the host wrote past its flow-control window
   | 'inactive'; // the device is not running (no DRIVER_OK yet)
 
 /** Device → host. */

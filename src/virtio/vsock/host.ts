@@ -54,6 +54,8 @@ function describe(reason: VsockCloseReason | 'host-closed'): string {
       return 'the vsock device was reset or failed';
     case 'limit':
       return 'too many vsock connections';
+    case 'overrun':
+      return 'the host wrote past its vsock flow-control window; the device reset the connection';
     case 'inactive':
       return 'the vsock device is not running yet (the guest driver has not set DRIVER_OK)';
     case 'host-closed':

@@ -277,7 +277,7 @@ export class VsockMuxer {
         }
         conn.toGuest.push(m.data);
         if (conn.toGuest.length > 2 * this.hostWindow) {
-          this.resetAndRemove(conn, 'limit'); // the host ignored its window
+          this.resetAndRemove(conn, 'overrun'); // the host ignored its window
           return;
         }
         break;
