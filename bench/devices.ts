@@ -15,6 +15,7 @@
 //
 // Usage: node dist/bench/devices.js [--runs N]   (default 10) -> bench/results/devices.{json,md,svg}
 
+import { mulberry32 } from '../src/virtio/testing/mock-driver.js';
 import { benchVsockThroughput } from '../src/virtio/vsock/throughput.js';
 import { closeSync, existsSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -161,17 +162,6 @@ function activate(dev: VirtioDevice, mem: GuestMemory, ring: BenchRing): void {
   });
 }
 
-/** Deterministic PRNG for offsets (mulberry32). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function nowNs(): bigint {
   return process.hrtime.bigint();

@@ -149,39 +149,37 @@ export class FileBackend implements BlockBackend {
   }
 
   readInto(views: Uint8Array[], offset: number): void {
-    const fd = this.fd;
-    const v0 = views[0];
-    if (views.length === 1 && v0 !== undefined && v0.length <= SINGLE_CALL_MAX) {
-      checkRange(offset, v0.length, this.sizeBytes);
-      // Fast path: one pread(2) into the guest view; loop only on a short read.
-      let done = 0;
-      while (done < v0.length) {
-        const n = readSync(fd, v0, done, v0.length - done, offset + done);
-        if (n <= 0) throw new ShortIo('read', offset + done, v0.length - done);
-        done += n;
-      }
-      return;
-    }
-    checkRange(offset, totalLength(views), this.sizeBytes);
-    vectored(readvSync, 'read', fd, views, offset);
+    this.transfer(views, offset, readSync, readvSync, 'read');
   }
 
   writeFrom(views: Uint8Array[], offset: number): void {
     if (this.readOnly) throw new BlockImageError(`disk image ${this.path} is attached read-only`);
+    this.transfer(views, offset, writeSync, writevSync, 'write');
+  }
+
+  /** Move bytes between the guest views and the file at `offset`, straight from/to guest memory. */
+  private transfer(
+    views: Uint8Array[],
+    offset: number,
+    one: (fd: number, b: Uint8Array, off: number, len: number, pos: number) => number,
+    many: VectorOp,
+    what: 'read' | 'write',
+  ): void {
     const fd = this.fd;
     const v0 = views[0];
     if (views.length === 1 && v0 !== undefined && v0.length <= SINGLE_CALL_MAX) {
       checkRange(offset, v0.length, this.sizeBytes);
+      // Fast path: one pread(2)/pwrite(2) on the guest view; loop only on a short transfer.
       let done = 0;
       while (done < v0.length) {
-        const n = writeSync(fd, v0, done, v0.length - done, offset + done);
-        if (n <= 0) throw new ShortIo('write', offset + done, v0.length - done);
+        const n = one(fd, v0, done, v0.length - done, offset + done);
+        if (n <= 0) throw new ShortIo(what, offset + done, v0.length - done);
         done += n;
       }
       return;
     }
     checkRange(offset, totalLength(views), this.sizeBytes);
-    vectored(writevSync, 'write', fd, views, offset);
+    vectored(many, what, fd, views, offset);
   }
 
   flush(): void {
