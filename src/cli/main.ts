@@ -3,10 +3,9 @@
 
 import { Command, InvalidArgumentError } from 'commander';
 import { defaultVcpuPool } from '../vmm/vcpu-pool.js';
-import { checkCommand } from './check.js';
 import { OCI_COMMANDS, registerOciCommands, useOneLineErrors } from './oci.js';
-import { vhostUserBackendCommand } from './vhost-user-backend.js';
 
+// Each command's module is imported when that command runs, so no command pays for the others' start-up.
 // `boot` is latency-sensitive: start its vCPU worker thread now, so the thread loads its modules on the
 // other core while this one loads the VMM (boot.js is imported lazily below).
 if (process.argv[2] === 'boot') defaultVcpuPool.prewarm(1).catch(() => undefined);
@@ -53,7 +52,8 @@ program
   .description('report whether this host can run kata-ts microVMs, and how')
   .option('--json', 'machine-readable output')
   .option('--no-probe', 'skip the guest ring-0 speed measurement')
-  .action((o: { json?: boolean; probe: boolean }) => {
+  .action(async (o: { json?: boolean; probe: boolean }) => {
+    const { checkCommand } = await import('./check.js');
     process.exitCode = checkCommand(o);
   });
 
@@ -68,6 +68,7 @@ program
   .option('--vsock-uds <path>', 'also serve the vsock device on this unix socket (CONNECT <port>)')
   .option('--json', 'print the metrics as JSON on stderr when stopped')
   .action(async (o) => {
+    const { vhostUserBackendCommand } = await import('./vhost-user-backend.js');
     process.exitCode = await vhostUserBackendCommand(o);
   });
 

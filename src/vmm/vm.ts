@@ -18,9 +18,9 @@ import type { CpuidEntry } from '../kvm/types.js';
 import type { VcpuFd } from '../kvm/vcpu-fd.js';
 import { GuestMemory } from '../memory/guest-memory.js';
 import type { DeviceSpec } from '../virtio/registry.js';
-import { serveHybridVsock, type HybridVsockServer } from '../virtio/vsock/hybrid.js';
-import { VsockHost } from '../virtio/vsock/host.js';
-import { DeviceManager, type DeviceLogLine, type ManagedDevice } from './device-manager.js';
+import type { HybridVsockServer } from '../virtio/vsock/hybrid.js';
+import type { VsockHost } from '../virtio/vsock/host.js';
+import type { DeviceLogLine, DeviceManager, ManagedDevice } from './device-manager.js';
 import { createSerialState, SerialState, serialPushInput } from './devices/serial.js';
 import { Control, CONTROL_STATE, CONTROL_THREAD_SLOT, CONTROL_WORDS, type VcpuEvent, type VmExitReason } from './events.js';
 import { defaultVcpuPool, type VcpuPool } from './vcpu-pool.js';
@@ -379,6 +379,12 @@ export async function createVm(opts: VmOptions, native: NativeAddon = loadNative
       const onLog = (l: DeviceLogLine): void => {
         vmRef?.emit('device-log', l);
       };
+      // the virtio stack is loaded only by VMs that have devices (a bare VM starts without it)
+      const [{ DeviceManager }, { VsockHost }, { serveHybridVsock }] = await Promise.all([
+        import('./device-manager.js'),
+        import('../virtio/vsock/host.js'),
+        import('../virtio/vsock/hybrid.js'),
+      ]);
       virtio = await DeviceManager.create(
         native, vmFd, regions.map((r, i) => ({ base: r.base, size: r.size, mapping: mappings[i]! })), opts.devices, onLog,
       );
