@@ -212,6 +212,17 @@ export class MockSplitQueue {
     return head;
   }
 
+  /** Every chain added and not freed: its head and the guest address of its first buffer (drivers that recycle
+   * buffers by head, like Linux's, use this to find a used buffer without copying it). */
+  chainBuffers(): Array<[number, number]> {
+    const out: Array<[number, number]> = [];
+    for (const [head, rec] of this.chains) {
+      const p = rec.parts[0];
+      if (p !== undefined) out.push([head, p.addr]);
+    }
+    return out;
+  }
+
   /** Put `head` in the next avail ring slot (not yet visible: see publish()). */
   pushHead(head: number): void {
     this.availView.setUint16(4 + 2 * (this.availShadow & (this.size - 1)), head & 0xffff, true);
