@@ -1,11 +1,27 @@
 // `kata-ts check`: can this host run microVMs, and with what consequences.
 
+import { chooseHypervisor, findOnPath, type HypervisorPlan } from '../hypervisor/factory.js';
 import { checkHost } from '../vmm/host-check.js';
+
+const QEMU_BINARY = 'qemu-system-x86_64';
+
+/** What `--hypervisor auto` would pick here, or why it cannot pick anything. */
+function autoChoice(virtualization: ReturnType<typeof checkHost>['virtualization'], qemuPath: string | undefined): string {
+  let plan: HypervisorPlan;
+  try {
+    plan = chooseHypervisor('auto', { virtualization, qemuPath });
+  } catch (e) {
+    return `none (${(e as Error).message})`;
+  }
+  return plan.kind === 'inproc' ? 'inproc (this process, KVM)' : `qemu (-accel ${plan.accel})`;
+}
 
 export function checkCommand(o: { json?: boolean; probe: boolean }): number {
   const r = checkHost({ probe: o.probe });
+  const qemuPath = findOnPath(QEMU_BINARY);
+  const auto = autoChoice(r.virtualization, qemuPath);
   if (o.json) {
-    process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ ...r, qemu_path: qemuPath ?? null, hypervisor_auto: auto }, null, 2) + '\n');
   } else {
     const yes = (b: boolean | undefined): string => (b ? 'yes' : 'no');
     const lines = [
@@ -22,6 +38,8 @@ export function checkCommand(o: { json?: boolean; probe: boolean }): number {
           ? `, guest ring-0 loop: ${(r.evidence.ring0_iterations_per_s / 1e6).toFixed(1)} M iterations/s)`
           : ')'),
       `host quirks:       ${r.quirks_profile ?? 'none'}`,
+      `qemu:              ${qemuPath ?? `not found (apt-get install qemu-system-x86 for --hypervisor qemu)`}`,
+      `--hypervisor auto: ${auto}`,
       '',
       r.consequence,
     ];

@@ -126,7 +126,8 @@ export function checkHost(opts: { probe?: boolean; native?: NativeAddon } = {}):
     report.consequence =
       'KVM here is a software virtualizer (kvm_pvm): guest kernel code is emulated (~2000x slower) and an ' +
       'unmodified Linux guest cannot run user space, so full microVMs boot only to the kernel. kata-ts adds the ' +
-      "'pvm' host-quirks kernel parameters; run containers with the qemu backend (TCG) on this host.";
+      "'pvm' host-quirks kernel parameters. Containers run under QEMU with TCG here (--hypervisor auto, the default " +
+      'for kata-ts run), with our devices attached over vhost-user.';
   } else if (report.can_create_vms) {
     report.consequence = 'Hardware virtualization: microVMs run at native speed with the in-process VMM.';
   } else if (report.kvm.error) {
