@@ -23,7 +23,7 @@ import {
 } from './agent-types.js';
 import type { MessageCodec } from './proto-codec.js';
 import { TtrpcClient, type CallOptions, type TtrpcClientOptions } from './ttrpc-client.js';
-import { MalformedMessage } from './ttrpc-errors.js';
+import { MalformedMessage, PeerGone } from './ttrpc-errors.js';
 
 export type AgentCallOptions = Omit<CallOptions, 'metadata'>;
 
@@ -52,8 +52,17 @@ export class AgentClient {
   }
 
   /** The agent answers, then powers the VM off; expect the connection to drop afterwards. */
+  /**
+   * Stop every container and power the VM off. The agent replies before it powers off, but the VM can go down
+   * before the reply crosses vsock (the guest's transport or the device is torn down first): a connection lost
+   * during this call means the sandbox is going away, which is what was asked, so it is not an error.
+   */
   async destroySandbox(opts?: AgentCallOptions): Promise<void> {
-    await this.agent('DestroySandbox', agentCodecs.DestroySandboxRequest(), {}, opts);
+    try {
+      await this.agent('DestroySandbox', agentCodecs.DestroySandboxRequest(), {}, opts);
+    } catch (e) {
+      if (!(e instanceof PeerGone)) throw e;
+    }
   }
 
   async createContainer(req: CreateContainerRequest, opts?: AgentCallOptions): Promise<void> {

@@ -139,3 +139,32 @@ t.test('the published test vectors (for the guest codec) decode back to their va
   });
   t.equal(enc.find((e) => e.message === 'kata_ts.agent.HealthCheckResponse')!.hex, '0801');
 });
+
+t.test('DestroySandbox: a connection lost before the reply means the VM went down, as asked', async (t) => {
+  const server = new TtrpcServer();
+  const pair = await unixSocketPair();
+  // the agent powers off before its reply crosses vsock: the connection just ends
+  server.register(AGENT_SERVICE, {
+    DestroySandbox: () => {
+      pair.server.destroy();
+      return new Promise<Uint8Array>(() => undefined);
+    },
+    StartContainer: () => {
+      pair.server.destroy();
+      return new Promise<Uint8Array>(() => undefined);
+    },
+  });
+  server.serve(pair.server);
+  const client = new AgentClient(pair.client);
+  await t.resolves(client.destroySandbox({ timeoutMs: 5000 }), 'resolves');
+  const pair2 = await unixSocketPair();
+  const server2 = new TtrpcServer();
+  server2.register(AGENT_SERVICE, {
+    StartContainer: () => {
+      pair2.server.destroy();
+      return new Promise<Uint8Array>(() => undefined);
+    },
+  });
+  server2.serve(pair2.server);
+  await t.rejects(new AgentClient(pair2.client).startContainer({ container_id: 'c1' }, { timeoutMs: 5000 }), /peer|gone|closed/i, 'any other call still fails');
+});

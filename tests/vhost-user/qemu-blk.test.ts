@@ -81,7 +81,8 @@ t.test('vhost-user-blk: the guest mounts an ext4 root served by our back-end', {
     return;
   }
   const { console, m } = await withBackend({ kind: 'blk', path: img, readOnly: false }, (sock) =>
-    boot('vhost-user-blk', sock, 'root=/dev/vda rw', /EXT4-fs \(vda\): mounted|Kernel panic/),
+    // stop only once the whole line is in (a console chunk can end mid-line)
+    boot('vhost-user-blk', sock, 'root=/dev/vda rw', /EXT4-fs \(vda\): mounted filesystem[^\n]*\n|Kernel panic/),
   );
   t.match(console, /\[vda\] 32768 512-byte logical blocks/, 'vda with the image size (GET_CONFIG capacity)');
   t.match(console, /EXT4-fs \(vda\): mounted filesystem/, 'ext4 root mounted');
