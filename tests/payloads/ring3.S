@@ -13,6 +13,7 @@
 # CS = 0x23, i.e. still at CPL 3, so neither is a way into ring 0 there.)
 # Intel SDM Vol. 3A §9.8.5 (initializing IA-32e mode), §4.5 (4-level paging), §7.7 (64-bit TSS).
         .include "common.inc"
+        .include "long-mode.inc"
 
         .set LOOP_ITERATIONS, 200000000
         .set LOOP_DONE_MARKER, 0x600df00d
@@ -41,20 +42,7 @@ pvh_entry:
         jnz 1b
         movl $pdpt + 0x7, pml4          # P|RW|US
         movl $pd + 0x7, pdpt
-        movl %cr4, %eax
-        orl $0x20, %eax                 # CR4.PAE
-        movl %eax, %cr4
-        movl $pml4, %eax
-        movl %eax, %cr3
-        movl $MSR_EFER, %ecx
-        rdmsr
-        orl $EFER_LME, %eax
-        wrmsr
-        movl %cr0, %eax
-        orl $0x80000000, %eax           # CR0.PG: activates IA-32e mode
-        movl %eax, %cr0
-        lgdt gdt64_ptr
-        ljmp $SEL64_CODE0, $long_entry
+        ENTER_LONG_MODE
 
         .code64
 long_entry:
@@ -139,43 +127,10 @@ ring3_entry:
         outb %al, $PORT_DEBUG_EXIT
 4:      jmp 4b
 
-# gp_handler: #GP (vector 13). If it came from ring 3 on one of the port writes this payload uses
-# (E6 ib `out imm8, al`; EE `out dx, al`; EF `out dx, eax`), do the write here in ring 0 and resume
-# after the instruction; anything else goes to the generic exception report.
-# Frame (SDM §6.14.2): error code, RIP, CS, RFLAGS, RSP, SS; we push rdx, rbx on top.
+
+# gp_handler: port writes from ring 3 (long-mode.inc)
 gp_handler:
-        pushq %rbx
-        pushq %rdx
-        testb $3, 32(%rsp)              # CS RPL of the faulting code
-        jz 9f
-        movq 24(%rsp), %rbx             # RIP
-        cmpb $0xe6, (%rbx)
-        je 1f
-        cmpb $0xee, (%rbx)
-        je 2f
-        cmpb $0xef, (%rbx)
-        je 3f
-9:      popq %rdx
-        popq %rbx
-        pushq $13
-        jmp exc64_common
-1:      movzbl 1(%rbx), %edx
-        outb %al, %dx
-        addq $2, 24(%rsp)
-        jmp 8f
-2:      popq %rdx
-        pushq %rdx
-        outb %al, %dx
-        incq 24(%rsp)
-        jmp 8f
-3:      popq %rdx
-        pushq %rdx
-        outl %eax, %dx
-        incq 24(%rsp)
-8:      popq %rdx
-        popq %rbx
-        addq $8, %rsp                   # error code
-        iretq
+        GP_PORT_HANDLER
 
 # report64: the 64-bit twin of common.inc's report (%eax -> port 0xea, hex on 0xe9).
 report64:

@@ -13,6 +13,7 @@
 # (read by the ring-3 driver), writes the LAPIC EOI and returns with `iretq`. The driver itself reads and
 # acknowledges InterruptStatus from ring 3.
         .include "common.inc"
+        .include "long-mode.inc"
 
         .set MSR_EFER, 0xc0000080
         .set EFER_LME, 1 << 8
@@ -52,20 +53,7 @@ pvh_entry:
         movl $pds + 0x1000 + 0x7, pdpt + 8
         movl $pds + 0x2000 + 0x7, pdpt + 16
         movl $pds + 0x3000 + 0x7, pdpt + 24
-        movl %cr4, %eax
-        orl $0x20, %eax                 # CR4.PAE
-        movl %eax, %cr4
-        movl $pml4, %eax
-        movl %eax, %cr3
-        movl $MSR_EFER, %ecx
-        rdmsr
-        orl $EFER_LME, %eax
-        wrmsr
-        movl %cr0, %eax
-        orl $0x80000000, %eax           # CR0.PG: activates IA-32e mode
-        movl %eax, %cr0
-        lgdt gdt64_ptr
-        ljmp $SEL64_CODE0, $long_entry
+        ENTER_LONG_MODE
 
         .code64
 long_entry:
@@ -152,40 +140,10 @@ irq_common:
         popq %rax
         iretq
 
-# gp_handler: #GP (vector 13). A port write from ring 3 (E6 ib `out imm8, al`; EE `out dx, al`;
-# EF `out dx, eax`) is done here in ring 0 and resumed after; anything else is reported as an exception.
-# Frame (SDM §6.14.2): error code, RIP, CS, RFLAGS, RSP, SS; rdx and rbx pushed on top.
+
+# gp_handler: port writes from ring 3 (long-mode.inc)
 gp_handler:
-        pushq %rbx
-        pushq %rdx
-        testb $3, 32(%rsp)              # CS RPL of the faulting code
-        jz 9f
-        movq 24(%rsp), %rbx             # RIP
-        cmpb $0xe6, (%rbx)
-        je 1f
-        cmpb $0xee, (%rbx)
-        je 2f
-        cmpb $0xef, (%rbx)
-        je 3f
-9:      popq %rdx
-        popq %rbx
-        pushq $13
-        jmp exc64_common
-1:      movzbl 1(%rbx), %edx
-        outb %al, %dx
-        addq $2, 24(%rsp)
-        jmp 8f
-2:      movq (%rsp), %rdx
-        outb %al, %dx
-        incq 24(%rsp)
-        jmp 8f
-3:      movq (%rsp), %rdx
-        outl %eax, %dx
-        incq 24(%rsp)
-8:      popq %rdx
-        popq %rbx
-        addq $8, %rsp                   # error code
-        iretq
+        GP_PORT_HANDLER
 
 # report64: %eax -> test value port (ring 0 only: used by the exception report)
 report64:
