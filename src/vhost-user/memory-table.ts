@@ -4,6 +4,7 @@
 // Descriptor addresses are guest physical; the vring addresses of SET_VRING_ADDR are the front-end's
 // USER addresses, translated here through each region's userspace_addr.
 
+import { fstatSync } from 'node:fs';
 import { GuestMemory, type MemoryRegion } from '../memory/guest-memory.js';
 import { hex } from '../memory/guest-address.js';
 import type { NativeMapping } from '../kvm/native.js';
@@ -74,6 +75,13 @@ export class MemoryTable {
         // map from the page holding mmap_offset (mmap(2) needs a page-aligned file offset)
         const pageOff = off - (off % PAGE);
         const delta = off - pageOff;
+        // A MAP_SHARED mapping may run past the end of its file, and touching that part raises SIGBUS, which
+        // would kill this process: the region must lie inside the file (rust-vmm: MappingPastEof).
+        const st = fstatSync(fds[i]!);
+        const fileSize = st.size;
+        if (st.isFile() && off + size > fileSize) {
+          throw new InvalidMemoryTable(`${where}: mmap offset + size (${off + size}) runs past the end of its ${fileSize}-byte file`);
+        }
         let mapping: NativeMapping;
         try {
           mapping = io.mmapFd(fds[i]!, delta + size, PROT_READ | PROT_WRITE, MAP_SHARED, pageOff);
