@@ -8,8 +8,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then echo "kata-ts: run as root (the runtime needs /dev/kvm or QEMU and /run/kata-ts)" >&2; exit 1; fi
 bash guest/install-deps.sh
+if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' 2>/dev/null; then
+  echo "kata-ts: needs Node.js 20 or newer (Debian 12's nodejs is 18): install it from nodejs.org/NodeSource, then rerun" >&2
+  exit 1
+fi
 [ -d node_modules ] || npm ci
-[ -e build/Release ] || npm run --silent build:native >&2
+[ -e build/Release/kata_ts_native.node ] || npm run --silent build:native >&2
 npm run --silent build:ts
 # The guest kernel and the agent initramfs are cached under ~/.cache/kata-ts; build them now (minutes on the
 # first run) so that the runtime finds them.

@@ -4,7 +4,7 @@
 # containerd's ttrpc sources (the ttRPC conformance peer, tests/conformance/go/).
 set -euo pipefail
 PKGS=(build-essential python3 binutils linux-source-6.1 bc flex bison libelf-dev libssl-dev dwarves
-      busybox-static cpio e2fsprogs iproute2 qemu-system-x86 xz-utils golang-go golang-github-containerd-ttrpc-dev runc)
+      busybox-static cpio e2fsprogs iproute2 procps qemu-system-x86 xz-utils golang-go golang-github-containerd-ttrpc-dev runc)
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if ((${#missing[@]})); then

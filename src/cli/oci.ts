@@ -67,7 +67,10 @@ export function parseSignal(s: string): number {
 /** One line, no trailing newline, whatever the error was. */
 export function errorLine(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
-  const line = msg.trim().replace(/^error: /, '').replace(/\s*\n\s*/g, '; ');
+  let line = msg.trim().replace(/^error: /, '').replace(/\s*\n\s*/g, '; ');
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  // a raw permission error from the state directory says nothing about what to do
+  if (code === 'EACCES' || code === 'EPERM') line += ': run as root, or pass --root DIR with a directory you can write to';
   return line === '' ? 'unknown error' : line;
 }
 

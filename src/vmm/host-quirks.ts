@@ -16,7 +16,8 @@ export function loadQuirksProfile(name: string, file = join(packageRoot(), 'kern
   const all = JSON.parse(readFileSync(file, 'utf8')) as Record<string, { description?: string; cmdline?: unknown }>;
   const p = all[name];
   if (!p || !Array.isArray(p.cmdline) || !p.cmdline.every((x) => typeof x === 'string')) {
-    throw new Error(`host-quirks profile '${name}' is missing or malformed in ${file}`);
+    const known = Object.keys(all).join(', ');
+    throw new Error(`host-quirks profile '${name}' is missing or malformed in ${file} (known: ${known}; or use --quirks auto|none)`);
   }
   return { name, description: p.description ?? '', cmdline: p.cmdline as string[] };
 }

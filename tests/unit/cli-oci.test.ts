@@ -203,6 +203,8 @@ t.test('helpers', async (t) => {
   t.throws(() => checkId(''));
   t.equal(errorLine(new Error('error: x\n')), 'x');
   t.equal(errorLine('plain'), 'plain');
+  const eacces = Object.assign(new Error("EACCES: permission denied, mkdir '/run/kata-ts'"), { code: 'EACCES' });
+  t.match(errorLine(eacces), /permission denied.*: run as root, or pass --root DIR/, 'a permission error says what to do');
   t.same(runtimeOptions({ root: 'rel' }, {}), { root: resolve('rel') });
   t.equal(formatList([]), 'ID  PID  STATUS  BUNDLE\n');
 });

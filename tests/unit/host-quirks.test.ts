@@ -9,7 +9,7 @@ t.test('the pvm profile is named and applied once', async (t) => {
   const once = applyQuirks('console=ttyS0', p);
   t.equal(applyQuirks(once, p), once, 'idempotent');
   t.ok(once.startsWith('console=ttyS0 '));
-  t.throws(() => loadQuirksProfile('no-such-profile'), /missing or malformed/);
+  t.throws(() => loadQuirksProfile('no-such-profile'), /missing or malformed.*known: pvm; or use --quirks auto\|none/);
 });
 
 t.test('classification: module wins, then measured ring-0 speed', async (t) => {
