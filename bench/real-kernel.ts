@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { DEFAULT_CMDLINE } from '../src/cli/boot.js';
 import { chooseHypervisor, createHypervisor, type HostFacts } from '../src/hypervisor/factory.js';
 import { phaseMs, type HypervisorKind } from '../src/hypervisor/interface.js';
-import { applyQuirks, loadQuirksProfile } from '../src/vmm/host-quirks.js';
+import { applyQuirks, loadQuirksProfile } from '../src/host/quirks.js';
 import { roundSummary, summarize, type Summary } from './lib/stats.js';
 
 export const INIT_MARKER = 'KATA_TS_INIT_OK';

@@ -4,7 +4,7 @@
 import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
 import { chooseHypervisor, createHypervisor, detectHost, parseHypervisorChoice, type HypervisorPlan } from '../hypervisor/factory.js';
 import { phaseMs, type BootPhases } from '../hypervisor/interface.js';
-import { applyQuirks, loadQuirksProfile } from '../vmm/host-quirks.js';
+import { applyQuirks, loadQuirksProfile } from '../host/quirks.js';
 import { DEFAULT_CMDLINE, deviceSpecs, exitStatus, type BootOptions } from './boot.js';
 
 /** The plan for --hypervisor (undefined or 'inproc' never reach here: bootCommand keeps its own path). */

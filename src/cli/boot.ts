@@ -2,12 +2,13 @@
 // with the guest's status.
 
 import { closeSync, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
-import type { DeviceSpec } from '../virtio/registry.js';
 import type { DeviceLogLine } from '../vmm/device-manager.js';
-import { checkHost, cpuVirtFlags, kvmPvmLoaded } from '../vmm/host-check.js';
+import { checkHost, cpuVirtFlags, kvmPvmLoaded } from '../host/check.js';
 import { defaultVcpuPool } from '../vmm/vcpu-pool.js';
-import { applyQuirks, loadQuirksProfile } from '../vmm/host-quirks.js';
-import { createVm, type VmExitReason } from '../vmm/vm.js';
+import { applyQuirks, loadQuirksProfile } from '../host/quirks.js';
+import { createVm } from '../vmm/vm.js';
+import type { VmExitReason } from '../contract/exit-reason.js';
+import type { DeviceSpec } from '../contract/device-spec.js';
 
 export const DEFAULT_CMDLINE = 'console=ttyS0 reboot=k panic=1 8250.nr_uarts=1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd';
 

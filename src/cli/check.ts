@@ -1,7 +1,7 @@
 // `kata-ts check`: can this host run microVMs, and with what consequences.
 
 import { chooseHypervisor, findOnPath, type HypervisorPlan } from '../hypervisor/factory.js';
-import { checkHost } from '../vmm/host-check.js';
+import { checkHost } from '../host/check.js';
 
 const QEMU_BINARY = 'qemu-system-x86_64';
 

@@ -3,8 +3,8 @@
 // option names as `kata-ts boot`. Runs until SIGINT/SIGTERM; the front-end may reconnect.
 
 import { existsSync } from 'node:fs';
-import type { DeviceSpec } from '../virtio/registry.js';
 import { startVhostUserBackend } from '../vhost-user/index.js';
+import type { DeviceSpec } from '../contract/device-spec.js';
 
 export interface VhostUserBackendCliOptions {
   device: string;

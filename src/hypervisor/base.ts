@@ -2,8 +2,6 @@
 // record and the console recorder. Each backend adds how it launches, stops and pauses its VM.
 
 import { EventEmitter } from 'node:events';
-import type { DeviceSpec } from '../virtio/registry.js';
-import type { VmExitReason } from '../vmm/events.js';
 import { ConsoleRecorder } from './console-recorder.js';
 import {
   DeviceKindNotSupported,
@@ -12,6 +10,8 @@ import {
   type BootPhases,
   type VmConfig,
 } from './interface.js';
+import type { VmExitReason } from '../contract/exit-reason.js';
+import type { DeviceSpec } from '../contract/device-spec.js';
 
 export type HypervisorState = 'new' | 'created' | 'starting' | 'running' | 'paused' | 'stopped';
 

@@ -5,7 +5,7 @@
 
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { checkHost, cpuVirtFlags, kvmPvmLoaded, type Virtualization } from '../vmm/host-check.js';
+import { checkHost, cpuVirtFlags, kvmPvmLoaded, type Virtualization } from '../host/check.js';
 import { InprocHypervisor } from './inproc.js';
 import type { Accelerator, Hypervisor, HypervisorKind } from './interface.js';
 import { QemuHypervisor, QemuNotFound, type StartVhostUserBackend } from './qemu.js';

@@ -1,10 +1,8 @@
 // The `inproc` backend: the in-process VMM (src/vmm/vm.ts) behind the Hypervisor interface.
 
 import { readFile } from 'node:fs/promises';
-import type { DeviceSpec } from '../virtio/registry.js';
-import type { VsockHost } from '../virtio/vsock/host.js';
+import type { VsockPort } from '../contract/vsock-port.js';
 import type { DeviceLogLine } from '../vmm/device-manager.js';
-import type { VmExitReason } from '../vmm/events.js';
 import { defaultVcpuPool } from '../vmm/vcpu-pool.js';
 import { createVm, type BootTimerRecord, type Vm } from '../vmm/vm.js';
 import { HypervisorBase } from './base.js';
@@ -14,6 +12,8 @@ import {
   type HypervisorCapabilities,
   type VmConfig,
 } from './interface.js';
+import type { VmExitReason } from '../contract/exit-reason.js';
+import type { DeviceSpec } from '../contract/device-spec.js';
 
 const DEVICE_KINDS: readonly DeviceSpec['kind'][] = ['blk', 'net', 'vsock', 'rng', 'module'];
 
@@ -53,7 +53,7 @@ export class InprocHypervisor extends HypervisorBase implements Hypervisor {
 
   private effectiveCmdline: string | undefined;
 
-  get vsock(): VsockHost | undefined {
+  get vsock(): VsockPort | undefined {
     return this.vm?.vsock;
   }
 

@@ -5,11 +5,11 @@
 // (an external qemu-system-x86_64 -M microvm with our devices over vhost-user).
 
 import type { EventEmitter } from 'node:events';
-import type { DeviceSpec } from '../virtio/registry.js';
-import type { VsockHost } from '../virtio/vsock/host.js';
-import type { VmExitReason } from '../vmm/events.js';
+import type { VsockPort } from '../contract/vsock-port.js';
+import type { VmExitReason } from '../contract/exit-reason.js';
+import type { DeviceSpec } from '../contract/device-spec.js';
 
-export type { VmExitReason } from '../vmm/events.js';
+export type { VmExitReason } from '../contract/exit-reason.js';
 
 export type HypervisorKind = 'inproc' | 'qemu';
 
@@ -106,7 +106,7 @@ export interface Hypervisor extends EventEmitter {
   /** the effective command line, once started (with device entries) */
   readonly cmdline: string | undefined;
   /** host side of the vsock device, when there is one and the backend offers it */
-  readonly vsock: VsockHost | undefined;
+  readonly vsock: VsockPort | undefined;
 }
 
 export class HypervisorStateError extends Error {

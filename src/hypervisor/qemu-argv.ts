@@ -3,8 +3,8 @@
 // timer port as an isa-debugcon whose bytes arrive on a socket of ours, QMP on another, devices over
 // vhost-user. Pure: argv in, argv out (tested in tests/unit/hypervisor-qemu-argv.test.ts).
 
-import type { DeviceSpec } from '../virtio/registry.js';
 import type { Accelerator } from './interface.js';
+import type { DeviceSpec } from '../contract/device-spec.js';
 
 /** Shared facts: the guest writes the magic byte 123 to port 0x440 when it reaches init. */
 export const BOOT_TIMER_PORT = 0x440;

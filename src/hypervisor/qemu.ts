@@ -8,9 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { DeviceSpec } from '../virtio/registry.js';
-import type { VsockHost } from '../virtio/vsock/host.js';
-import type { VmExitReason } from '../vmm/events.js';
+import type { VsockPort } from '../contract/vsock-port.js';
 import { HypervisorBase } from './base.js';
 import {
   HypervisorStateError,
@@ -21,6 +19,8 @@ import {
 } from './interface.js';
 import { BOOT_TIMER_MAGIC, buildQemuArgv, type VhostUserAttachment } from './qemu-argv.js';
 import { QmpClient, type QmpMessage } from './qmp.js';
+import type { VmExitReason } from '../contract/exit-reason.js';
+import type { DeviceSpec } from '../contract/device-spec.js';
 
 const DEVICE_KINDS: readonly DeviceSpec['kind'][] = ['blk', 'net', 'vsock', 'rng'];
 const STDERR_TAIL = 8192;
@@ -30,7 +30,7 @@ const QUIT_GRACE_MS = 5000;
 export interface VhostUserBackendHandle {
   close(): Promise<void>;
   metrics(): Record<string, number>;
-  vsock?: VsockHost;
+  vsock?: VsockPort;
 }
 export type StartVhostUserBackend = (o: { spec: DeviceSpec; socketPath: string }) => Promise<VhostUserBackendHandle>;
 
@@ -126,7 +126,7 @@ export class QemuHypervisor extends HypervisorBase implements Hypervisor {
   private shutdownReason: VmExitReason | undefined;
   private stopRequested = false;
   private finishing = false;
-  private vsockHost: VsockHost | undefined;
+  private vsockHost: VsockPort | undefined;
 
   constructor(private readonly opts: QemuOptions) {
     super();
@@ -153,7 +153,7 @@ export class QemuHypervisor extends HypervisorBase implements Hypervisor {
     return this.argv ? this.config?.cmdline : undefined;
   }
 
-  get vsock(): VsockHost | undefined {
+  get vsock(): VsockPort | undefined {
     return this.vsockHost;
   }
 

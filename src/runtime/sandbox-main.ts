@@ -19,7 +19,7 @@ import type { Duplex } from 'node:stream';
 import { AgentClient, AGENT_STDIO_PORT, AGENT_TTRPC_PORT, StreamKind, bindStdioStream } from '../agent/index.js';
 import { chooseHypervisor, createHypervisor, detectHost, type HypervisorChoice } from '../hypervisor/factory.js';
 import type { Hypervisor } from '../hypervisor/interface.js';
-import { applyQuirks, loadQuirksProfile } from '../vmm/host-quirks.js';
+import { applyQuirks, loadQuirksProfile } from '../host/quirks.js';
 import { createLogger } from './log.js';
 import { readLine, type ControlReply, type ControlRequest, type StreamName } from './control.js';
 import { RuntimeError } from './errors.js';

@@ -3,13 +3,14 @@
 // queue code are those of the in-process VMM; only the transport differs.
 
 import { loadNative, type NativeAddon } from '../kvm/native.js';
-import { createDevice, type DeviceSpec } from '../virtio/registry.js';
+import { createDevice } from '../virtio/registry.js';
 import type { VirtioDevice } from '../virtio/device.js';
 import { InProcessVsockHost, type VsockHost } from '../virtio/vsock/host.js';
 import { serveHybridVsock, type HybridVsockServer } from '../virtio/vsock/hybrid.js';
 import { VsockDevice } from '../virtio/vsock/device.js';
 import { VhostUserServer, type ServerIo } from './server.js';
 import type { VhostLog } from './session.js';
+import type { DeviceSpec } from '../contract/device-spec.js';
 
 export { VhostUserServer } from './server.js';
 export { VhostUserSession, ringProfile } from './session.js';

@@ -2,6 +2,7 @@
 // a VirtioDevice out. Runs on the device's worker thread, so backends (files, taps) are opened there.
 
 import type { MessagePort } from 'node:worker_threads';
+import { UnknownDeviceKind, type DeviceSpec } from '../contract/device-spec.js';
 import { BlockDevice } from './blk/device.js';
 import type { VirtioDevice } from './device.js';
 import { TapBackend } from './net/backend.js';
@@ -10,25 +11,10 @@ import { RngDevice } from './rng/device.js';
 import { NullVsockBackend, portVsockBackend } from './vsock/backend.js';
 import { VsockDevice } from './vsock/device.js';
 
-export type DeviceSpec =
-  | { kind: 'rng' }
-  | { kind: 'blk'; path: string; readOnly: boolean; id?: string }
-  | { kind: 'vsock'; cid: number; udsPath?: string }
-  | { kind: 'net'; tap: string; mac?: string }
-  /** a device class from any ES module (tests, out-of-tree devices): `new (await import(module))[exportName](options)` */
-  | { kind: 'module'; module: string; exportName: string; options?: unknown };
-
 /** What the device worker hands a device besides its spec. */
 export interface DeviceContext {
   /** the worker's end of a MessageChannel whose other end the VM owner holds (host-side APIs, e.g. vsock streams) */
   hostPort?: MessagePort;
-}
-
-export class UnknownDeviceKind extends Error {
-  constructor(kind: string) {
-    super(`unknown virtio device kind '${kind}': expected rng, blk, vsock, net or module`);
-    this.name = 'UnknownDeviceKind';
-  }
 }
 
 export class DeviceNotAvailable extends Error {
@@ -36,11 +22,6 @@ export class DeviceNotAvailable extends Error {
     super(`virtio-${kind} is not available: ${why}`);
     this.name = 'DeviceNotAvailable';
   }
-}
-
-/** A short name for logs and bus entries: "virtio-blk", "virtio-rng", ... */
-export function deviceName(spec: DeviceSpec): string {
-  return spec.kind === 'module' ? `virtio-${spec.exportName}` : `virtio-${spec.kind}`;
 }
 
 /** Build the device a spec describes (built-in kinds only; see instantiateDevice for 'module'). */

@@ -12,8 +12,8 @@ import type { VmFd } from '../kvm/vm-fd.js';
 import { VIRTIO_INT_CONFIG } from '../virtio/device.js';
 import { REG_QUEUE_NOTIFY } from '../virtio/mmio/regs.js';
 import { TransportState } from '../virtio/mmio/state.js';
-import { deviceName, type DeviceSpec } from '../virtio/registry.js';
 import type { DeviceWorkerCommand, DeviceWorkerEvent, DeviceWorkerInit } from '../virtio/worker/protocol.js';
+import { type DeviceSpec, deviceName } from '../contract/device-spec.js';
 
 /** First GSI handed to virtio devices (0-4 are the PIT, keyboard, cascade, COM2, COM1). */
 export const VIRTIO_FIRST_IRQ = 5;

@@ -1,12 +1,6 @@
-// Messages between the VM owner (main thread) and its vCPU workers, and the reasons a VM stops.
+// Messages between the VM owner (main thread) and its vCPU workers.
 
-/** Why a VM stopped. */
-export type VmExitReason =
-  | { kind: 'reset' } // guest asked for a reset (i8042 0xFE, KVM system event) — Linux `reboot` with reboot=k
-  | { kind: 'shutdown' } // triple fault or a KVM shutdown system event
-  | { kind: 'debug-exit'; status: number } // guest wrote a status to the debug exit port
-  | { kind: 'stopped' } // the host called stop()
-  | { kind: 'error'; message: string; vcpu: number };
+import type { VmExitReason } from '../contract/exit-reason.js';
 
 /** Posted by a vCPU worker to its VM's port. */
 export type VcpuEvent =

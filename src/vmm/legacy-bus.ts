@@ -13,8 +13,9 @@ import { Bus } from './bus.js';
 import { BootTimer } from './devices/boot-timer.js';
 import { DebugCon, DebugExit, TestValuePort } from './devices/debug-ports.js';
 import { I8042 } from './devices/i8042.js';
-import type { EventSink, IoDevice } from './devices/io-device.js';
+import type { EventSink } from './devices/io-device.js';
 import { Serial8250, SerialState } from './devices/serial.js';
+import type { IoDevice } from '../contract/io-device.js';
 
 export interface LegacyBusOptions {
   serial: SharedArrayBuffer;

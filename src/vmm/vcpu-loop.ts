@@ -8,10 +8,11 @@ import type { NativeAddon } from '../kvm/native.js';
 import { decodeExit, setImmediateExit, writeMmioReadData } from '../kvm/run.js';
 import { MmioTransport } from '../virtio/mmio/transport.js';
 import { Bus } from './bus.js';
-import type { IoDevice } from './devices/io-device.js';
-import { Control, CONTROL_STATE, CONTROL_THREAD_SLOT, type VcpuEvent, type VmExitReason } from './events.js';
+import { Control, CONTROL_STATE, CONTROL_THREAD_SLOT, type VcpuEvent } from './events.js';
 import { buildLegacyPioBus } from './legacy-bus.js';
 import type { VcpuRunRequest } from './vcpu-protocol.js';
+import type { VmExitReason } from '../contract/exit-reason.js';
+import type { IoDevice } from '../contract/io-device.js';
 
 const EINTR = 4;
 const EAGAIN = 11;

@@ -17,16 +17,17 @@ import { setImmediateExit } from '../kvm/run.js';
 import type { CpuidEntry } from '../kvm/types.js';
 import type { VcpuFd } from '../kvm/vcpu-fd.js';
 import { GuestMemory } from '../memory/guest-memory.js';
-import type { DeviceSpec } from '../virtio/registry.js';
 import type { HybridVsockServer } from '../virtio/vsock/hybrid.js';
 import type { VsockHost } from '../virtio/vsock/host.js';
 import type { DeviceLogLine, DeviceManager, ManagedDevice } from './device-manager.js';
 import { createSerialState, SerialState, serialPushInput } from './devices/serial.js';
-import { Control, CONTROL_STATE, CONTROL_THREAD_SLOT, CONTROL_WORDS, type VcpuEvent, type VmExitReason } from './events.js';
+import { Control, CONTROL_STATE, CONTROL_THREAD_SLOT, CONTROL_WORDS, type VcpuEvent } from './events.js';
 import { defaultVcpuPool, type VcpuPool } from './vcpu-pool.js';
 import type { VcpuRunRequest } from './vcpu-protocol.js';
+import type { VmExitReason } from '../contract/exit-reason.js';
+import type { DeviceSpec } from '../contract/device-spec.js';
 
-export type { VmExitReason } from './events.js';
+export type { VmExitReason } from '../contract/exit-reason.js';
 
 export interface VmOptions {
   /** ELF64 vmlinux (or test payload) with a Xen PVH entry note */

@@ -8,7 +8,7 @@ import t from 'tap';
 import { DEFAULT_CMDLINE } from '../../src/cli/boot.js';
 import { chooseHypervisor, createHypervisor, detectHost } from '../../src/hypervisor/factory.js';
 import type { QemuHypervisor } from '../../src/hypervisor/qemu.js';
-import { packageRoot } from '../../src/vmm/package-root.js';
+import { packageRoot } from '../../src/host/package-root.js';
 
 const SAFETY_NET_MS = 300_000; // only so a broken boot cannot hang CI; never a speed assertion
 const MARKER = 'KATA_TS_INIT_OK';

@@ -16,9 +16,9 @@ import t, { type Test } from 'tap';
 import { DEFAULT_CMDLINE } from '../../src/cli/boot.js';
 import { chooseHypervisor, createHypervisor, detectHost, findOnPath, type HypervisorPlan } from '../../src/hypervisor/factory.js';
 import type { Hypervisor } from '../../src/hypervisor/interface.js';
-import type { DeviceSpec } from '../../src/virtio/registry.js';
-import { checkHost } from '../../src/vmm/host-check.js';
-import { packageRoot } from '../../src/vmm/package-root.js';
+import { checkHost } from '../../src/host/check.js';
+import { packageRoot } from '../../src/host/package-root.js';
+import type { DeviceSpec } from '../../src/contract/device-spec.js';
 
 const SAFETY_NET_MS = 420_000; // only so a broken guest cannot hang CI; never a speed assertion
 const MiB = 1 << 20;

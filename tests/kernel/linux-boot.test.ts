@@ -7,9 +7,9 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { DEFAULT_CMDLINE } from '../../src/cli/boot.js';
-import { checkHost } from '../../src/vmm/host-check.js';
-import { applyQuirks, loadQuirksProfile } from '../../src/vmm/host-quirks.js';
-import { packageRoot } from '../../src/vmm/package-root.js';
+import { checkHost } from '../../src/host/check.js';
+import { applyQuirks, loadQuirksProfile } from '../../src/host/quirks.js';
+import { packageRoot } from '../../src/host/package-root.js';
 import { createVm } from '../../src/vmm/vm.js';
 
 const SAFETY_NET_MS = 400_000; // only so a broken boot cannot hang CI; never a speed assertion

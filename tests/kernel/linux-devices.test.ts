@@ -12,12 +12,12 @@ import { join } from 'node:path';
 import t from 'tap';
 import { DEFAULT_CMDLINE } from '../../src/cli/boot.js';
 import { VIRTIO_STATUS_DRIVER_OK } from '../../src/virtio/ids.js';
-import type { DeviceSpec } from '../../src/virtio/registry.js';
-import { checkHost } from '../../src/vmm/host-check.js';
-import { applyQuirks, loadQuirksProfile } from '../../src/vmm/host-quirks.js';
-import { packageRoot } from '../../src/vmm/package-root.js';
+import { checkHost } from '../../src/host/check.js';
+import { applyQuirks, loadQuirksProfile } from '../../src/host/quirks.js';
+import { packageRoot } from '../../src/host/package-root.js';
 import { createVm, type Vm } from '../../src/vmm/vm.js';
 import { TapNetns } from '../helpers/tap-netns.js';
+import type { DeviceSpec } from '../../src/contract/device-spec.js';
 
 const SAFETY_NET_MS = 400_000; // only so a broken boot cannot hang CI; never a speed assertion
 const IMAGE_MIB = 16;

@@ -2,8 +2,9 @@
 // in-process VMM and collects what it reported. Not a test file itself.
 
 import { closeSync, openSync } from 'node:fs';
-import { createVm, type Vm, type VmExitReason, type VmOptions } from '../../src/vmm/vm.js';
+import { createVm, type Vm, type VmOptions } from '../../src/vmm/vm.js';
 import { buildPayload, type PayloadName } from '../payloads/build.js';
+import type { VmExitReason } from '../../src/contract/exit-reason.js';
 
 /** Exit statuses shared by every payload (tests/payloads/common.inc). */
 export const EXIT_OK = 0x00;

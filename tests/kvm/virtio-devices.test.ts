@@ -11,12 +11,12 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import t, { type Test } from 'tap';
 import { W_NOTIFY_EXITS } from '../../src/virtio/mmio/state.js';
-import type { DeviceSpec } from '../../src/virtio/registry.js';
 import { VcpuPool } from '../../src/vmm/vcpu-pool.js';
 import { createVm, type Vm } from '../../src/vmm/vm.js';
 import { buildPayload, type PayloadName } from '../payloads/build.js';
 import { TapNetns } from '../helpers/tap-netns.js';
 import { describeRun, EXIT_OK, kvmSkipReason, type PayloadRun } from './payload-harness.js';
+import type { DeviceSpec } from '../../src/contract/device-spec.js';
 
 const SAFETY_MS = 120_000; // only so a hung guest cannot hang CI; never a speed assertion
 const skip = kvmSkipReason() ?? false;

@@ -6,12 +6,12 @@ import { readdirSync } from 'node:fs';
 import t from 'tap';
 import { VIRTIO_MMIO_VENDOR_ID } from '../../src/virtio/mmio/regs.js';
 import { W_NOTIFY_EXITS } from '../../src/virtio/mmio/state.js';
-import type { DeviceSpec } from '../../src/virtio/registry.js';
 import { createVm } from '../../src/vmm/vm.js';
 import { VcpuPool } from '../../src/vmm/vcpu-pool.js';
 import { buildPayload } from '../payloads/build.js';
 import { TEST_DEVICE_CONFIG_MAGIC, TEST_DEVICE_F_FOO, TEST_DEVICE_ID, TEST_DEVICE_REPLY } from '../helpers/virtio-test-device.js';
 import { describeRun, EXIT_OK, exceptionIn, kvmSkipReason, runPayload } from './payload-harness.js';
+import type { DeviceSpec } from '../../src/contract/device-spec.js';
 
 const skip = kvmSkipReason() ?? false;
 const testDevice: DeviceSpec = {

@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { packageRoot } from '../../src/vmm/package-root.js';
+import { packageRoot } from '../../src/host/package-root.js';
 
 const CLI = join(packageRoot(), 'dist/src/cli/main.js');
 

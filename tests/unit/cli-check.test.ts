@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
-import { packageRoot } from '../../src/vmm/package-root.js';
+import { packageRoot } from '../../src/host/package-root.js';
 
 t.test('check --json reports KVM, the kind of virtualization and what --hypervisor auto would pick', async (t) => {
   const r = spawnSync(process.execPath, [join(packageRoot(), 'dist/src/cli/main.js'), 'check', '--json', '--no-probe'], {

@@ -1,6 +1,6 @@
 import t from 'tap';
-import { classify } from '../../src/vmm/host-check.js';
-import { applyQuirks, loadQuirksProfile } from '../../src/vmm/host-quirks.js';
+import { classify } from '../../src/host/check.js';
+import { applyQuirks, loadQuirksProfile } from '../../src/host/quirks.js';
 import { exitStatus } from '../../src/cli/boot.js';
 
 t.test('the pvm profile is named and applied once', async (t) => {

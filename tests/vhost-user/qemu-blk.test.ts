@@ -8,8 +8,8 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import type { DeviceSpec } from '../../src/virtio/registry.js';
 import { startVhostUserBackend } from '../../src/vhost-user/index.js';
+import type { DeviceSpec } from '../../src/contract/device-spec.js';
 
 const QEMU = 'qemu-system-x86_64';
 

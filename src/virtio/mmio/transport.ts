@@ -4,8 +4,6 @@
 // QueueNotify that the ioeventfd did not catch is forwarded to the queue's eventfd. No device code runs
 // here (DESIGN decision 3).
 
-import type { VmExitReason } from '../../vmm/events.js';
-import type { IoDevice } from '../../vmm/devices/io-device.js';
 import { VIRTIO_F_VERSION_1, VIRTIO_STATUS_ACKNOWLEDGE, VIRTIO_STATUS_DEVICE_NEEDS_RESET, VIRTIO_STATUS_DRIVER,
   VIRTIO_STATUS_DRIVER_OK, VIRTIO_STATUS_FEATURES_OK } from '../ids.js';
 import * as R from './regs.js';
@@ -15,6 +13,8 @@ import {
   W_DEVICE_ID, W_DRIVER_FEATURES_HI, W_DRIVER_FEATURES_LO, W_DRIVER_FEATURES_SEL, W_ISR, W_QUEUE_SEL, W_RESET_EPOCH,
   W_NOTIFY_EXITS, W_STATUS, W_VENDOR_ID,
 } from './state.js';
+import type { VmExitReason } from '../../contract/exit-reason.js';
+import type { IoDevice } from '../../contract/io-device.js';
 
 /** How the register model reaches the device worker (eventfd writes in the VMM, plain counters in tests). */
 export interface TransportSignals {

@@ -1,7 +1,7 @@
 // Messages between the VM owner (src/vmm/device-manager.ts) and a device worker (device-worker.ts).
 
 import type { MessagePort } from 'node:worker_threads';
-import type { DeviceSpec } from '../registry.js';
+import type { DeviceSpec } from '../../contract/device-spec.js';
 
 /** One guest RAM region: a live addon mapping (wrapped by the worker), or a SharedArrayBuffer in tests. */
 export interface WorkerRegion {

@@ -3,8 +3,9 @@
 // with CLOCK_MONOTONIC (process.hrtime is CLOCK_MONOTONIC) and the process's CPU time, then reported.
 
 import { BOOT_TIMER_MAGIC } from '../../arch/x86_64/layout.js';
-import type { VmExitReason } from '../events.js';
-import type { EventSink, IoDevice } from './io-device.js';
+import type { EventSink } from './io-device.js';
+import type { VmExitReason } from '../../contract/exit-reason.js';
+import type { IoDevice } from '../../contract/io-device.js';
 
 export class BootTimer implements IoDevice {
   private fired = false;

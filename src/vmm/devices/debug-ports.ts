@@ -1,8 +1,9 @@
 // Test and debugging ports: a byte console (0xe9, as Bochs/QEMU debugcon), a 32-bit value port (0xea) that
 // test payloads use to report what they saw, and a debug exit port (0xf4) that stops the VM with a status.
 
-import type { VmExitReason } from '../events.js';
-import { accessValue, type EventSink, type IoDevice } from './io-device.js';
+import { type EventSink } from './io-device.js';
+import type { VmExitReason } from '../../contract/exit-reason.js';
+import { type IoDevice, accessValue } from '../../contract/io-device.js';
 
 export class DebugCon implements IoDevice {
   constructor(private readonly sink: EventSink) {}

@@ -2,8 +2,8 @@
 // polls the status port until the input buffer is empty, then sends command 0xFE (pulse reset line).
 // Registered at port 0x60 with length 5, so offset 0 is the data port and offset 4 the command/status port.
 
-import type { VmExitReason } from '../events.js';
-import type { IoDevice } from './io-device.js';
+import type { VmExitReason } from '../../contract/exit-reason.js';
+import type { IoDevice } from '../../contract/io-device.js';
 
 const DATA = 0; // port 0x60
 const COMMAND = 4; // port 0x64

@@ -1,20 +1,5 @@
-// What a device on a vCPU worker's I/O bus implements. Accesses arrive with the offset from the device's
-// base and a view of the kvm_run data bytes (length 1, 2 or 4 for port I/O; up to 8 for MMIO).
+// How a legacy device on a vCPU worker reports to the VM owner (console bytes, boot timer, test values).
 
-import type { VcpuEvent, VmExitReason } from '../events.js';
+import type { VcpuEvent } from '../events.js';
 
-export interface IoDevice {
-  read(offset: number, data: Uint8Array): void;
-  /** Returns a stop reason when the write ends the VM (reset, debug exit). */
-  write(offset: number, data: Uint8Array): VmExitReason | undefined;
-}
-
-/** How a worker-side device reports to the VM owner. */
 export type EventSink = (ev: VcpuEvent) => void;
-
-/** Little-endian value of an access of 1..8 bytes (numbers beyond 2^53 are not used by these devices). */
-export function accessValue(data: Uint8Array): number {
-  let v = 0;
-  for (let i = Math.min(data.length, 4) - 1; i >= 0; i--) v = v * 256 + data[i]!;
-  return v;
-}

@@ -5,8 +5,9 @@
 // sheet as modelled by rust-vmm's vm-superio; the kernel probe (autoconfig) checks IER read-back and
 // the FIFO bits in IIR.
 
-import type { VmExitReason } from '../events.js';
-import type { EventSink, IoDevice } from './io-device.js';
+import type { EventSink } from './io-device.js';
+import type { VmExitReason } from '../../contract/exit-reason.js';
+import type { IoDevice } from '../../contract/io-device.js';
 
 // register offsets (DLAB=0 unless noted)
 const DATA = 0; // RBR (read) / THR (write); DLL with DLAB
