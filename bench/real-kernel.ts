@@ -9,7 +9,6 @@ import { execFileSync } from 'node:child_process';
 import { DEFAULT_CMDLINE } from '../src/cli/boot.js';
 import { chooseHypervisor, createHypervisor, type HostFacts } from '../src/hypervisor/factory.js';
 import { phaseMs, type HypervisorKind } from '../src/hypervisor/interface.js';
-import { applyQuirks, loadQuirksProfile } from '../src/host/quirks.js';
 import { roundSummary, summarize, type Summary } from './lib/stats.js';
 
 export const INIT_MARKER = 'KATA_TS_INIT_OK';
@@ -85,9 +84,8 @@ export async function benchRealKernel(repoRoot: string, host: HostFacts, runs: n
   if (series.length === 0) return undefined;
   const kernel = artifact(repoRoot, 'guest:kernel');
   const initrd = artifact(repoRoot, 'guest:initrd:test');
-  // same command line everywhere (the software-KVM quirks apply only to inproc, which runs here only on hardware)
-  let cmdline = DEFAULT_CMDLINE;
-  if (series.includes('inproc') && host.virtualization === 'software') cmdline = applyQuirks(cmdline, loadQuirksProfile('pvm'));
+  // same command line everywhere: inproc runs here only on hardware KVM, where no host-quirks profile applies
+  const cmdline = DEFAULT_CMDLINE;
   const toInit: Partial<Record<RealKernelSeries, number[]>> = {};
   const bootTimer: Partial<Record<RealKernelSeries, number[]>> = {};
   for (const s of series) await oneBoot(s, host, kernel, initrd, cmdline); // discarded warm-up (page cache, libraries)

@@ -59,10 +59,18 @@ export class CallTimeout extends TtrpcError {
   }
 }
 
+/** ": why" for a CallCancelled message, from the AbortSignal's reason (by default a DOMException, an Error). */
+function abortReasonText(reason: unknown): string {
+  if (reason === undefined) return '';
+  if (reason instanceof Error) return `: ${reason.message}`;
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a caller's own non-Error reason, printed as JS prints it
+  return `: ${String(reason)}`;
+}
+
 /** The caller's AbortSignal fired before the response arrived. */
 export class CallCancelled extends TtrpcError {
   constructor(readonly service: string, readonly method: string, reason: unknown) {
-    super(`ttRPC call ${service}/${method} was cancelled${reason instanceof Error ? `: ${reason.message}` : reason !== undefined ? `: ${String(reason)}` : ''}`);
+    super(`ttRPC call ${service}/${method} was cancelled${abortReasonText(reason)}`);
   }
 }
 

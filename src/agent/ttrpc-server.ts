@@ -2,7 +2,7 @@
 // serves them. The guest-facing agent client does not use it; the containerd shim v2 and the tests do.
 import type { Duplex } from 'node:stream';
 import { Code } from './grpc-codes.js';
-import { MalformedMessage, OversizeFrame, PeerGone, TruncatedFrame, TtrpcStatusError, UnknownMessageType, WrongStreamId } from './ttrpc-errors.js';
+import { MalformedMessage, OversizeFrame, PeerGone, TruncatedFrame, TtrpcStatusError, WrongStreamId } from './ttrpc-errors.js';
 import { FrameDecoder, MessageType, encodeFrame, type Frame } from './ttrpc-frame.js';
 import { decodeRequest, encodeResponse, type RpcStatus } from './ttrpc-messages.js';
 
@@ -145,9 +145,9 @@ export class TtrpcServer {
         if (ev.kind === 'frame') onFrame(ev.frame);
         else {
           protocolError(ev.error);
-          // containerd/ttrpc channel.go: an oversize message is answered with ResourceExhausted.
+          // containerd/ttrpc channel.go: an oversize message is answered with ResourceExhausted; a frame of
+          // unknown type (UnknownMessageType, the only other decoder error) is dropped once reported.
           if (ev.error instanceof OversizeFrame) send(ev.streamId, { code: Code.RESOURCE_EXHAUSTED, message: ev.error.message });
-          else if (!(ev.error instanceof UnknownMessageType)) throw ev.error;
         }
       }
     });

@@ -46,8 +46,11 @@ function u64(dv: DataView, off: number, what: string): number {
   return Number(v);
 }
 
-/** Parse and check an ELF64 x86-64 executable. Every offset/size is checked against the file length. */
-export function parseElf(bytes: Uint8Array): ElfImage {
+/**
+ * Check the ELF64 header (the first 64 bytes) names a little-endian x86-64 executable. Enough to tell a
+ * vmlinux from a bzImage or a stray file before anything else reads the whole image.
+ */
+export function checkElfHeader(bytes: Uint8Array): void {
   if (bytes.length < ELF64_EHDR_SIZE) {
     throw new TruncatedElf(`kernel image is ${String(bytes.length)} bytes, shorter than an ELF64 header (64): is it a vmlinux?`);
   }
@@ -63,6 +66,12 @@ export function parseElf(bytes: Uint8Array): ElfImage {
   if (type !== ET_EXEC) throw new InvalidElf(`ELF type ${String(type)} is not ET_EXEC (2): the kernel must be an executable`);
   const machine = dv.getUint16(18, true);
   if (machine !== EM_X86_64) throw new InvalidElf(`ELF machine ${String(machine)} is not EM_X86_64 (62): use an x86-64 kernel`);
+}
+
+/** Parse and check an ELF64 x86-64 executable. Every offset/size is checked against the file length. */
+export function parseElf(bytes: Uint8Array): ElfImage {
+  checkElfHeader(bytes);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const entry = dv.getBigUint64(24, true);
   const phoff = u64(dv, 32, 'e_phoff');
   const phentsize = dv.getUint16(54, true);

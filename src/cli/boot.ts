@@ -1,16 +1,19 @@
-// `kata-ts boot`: run one microVM in this process, stream its console, report the boot timer and exit
-// with the guest's status.
+// `kata-ts boot`: run one microVM, stream its console, report the boot timer and exit with the guest's status.
+// One path for every backend: the Hypervisor interface (src/hypervisor), whose factory chooses the backend
+// for --hypervisor and applies the host-quirks profile for --quirks.
 
-import { closeSync, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
-import type { DeviceLogLine } from '../vmm/device-manager.js';
-import { checkHost, cpuVirtFlags, kvmPvmLoaded } from '../host/check.js';
-import { defaultVcpuPool } from '../vmm/vcpu-pool.js';
-import { applyQuirks, loadQuirksProfile } from '../host/quirks.js';
-import { createVm } from '../vmm/vm.js';
-import type { VmExitReason } from '../contract/exit-reason.js';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import type { DeviceSpec } from '../contract/device-spec.js';
+import type { VmExitReason } from '../contract/exit-reason.js';
+import { chooseHypervisor, createHypervisor, detectHost, parseHypervisorChoice, type HypervisorPlan } from '../hypervisor/factory.js';
+import { phaseMs, type BootPhases, type Hypervisor } from '../hypervisor/interface.js';
+import { checkVmConfig } from '../hypervisor/vm-config.js';
+import { parseDiskArg } from './disk-arg.js';
 
 export const DEFAULT_CMDLINE = 'console=ttyS0 reboot=k panic=1 8250.nr_uarts=1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd';
+
+/** Ctrl-]: stops the VM from an interactive console (as telnet and virsh console do). */
+const CONSOLE_ESCAPE = 0x1d;
 
 export interface BootOptions {
   kernel: string;
@@ -20,6 +23,7 @@ export interface BootOptions {
   memory: number;
   console?: string;
   timeout?: number;
+  /** host-quirks profile: 'auto', 'none' or a name (kernel-config/host-quirks.json) */
   quirks: string;
   json?: boolean;
   /** `PATH` or `PATH:ro`, one virtio-blk each, in order (the first is /dev/vda) */
@@ -36,13 +40,7 @@ export interface BootOptions {
 /** The virtio devices the boot flags ask for, in slot order: disks, net, vsock, rng. */
 export function deviceSpecs(o: Pick<BootOptions, 'disk' | 'vsockCid' | 'vsockUds' | 'net' | 'rng'>): DeviceSpec[] {
   const specs: DeviceSpec[] = [];
-  for (const d of o.disk ?? []) {
-    const m = /^(.*?)(?::(ro|rw))?$/.exec(d)!;
-    const path = m[1]!;
-    if (path === '') throw new Error(`--disk '${d}': give an image path, optionally followed by :ro`);
-    if (!existsSync(path)) throw new Error(`disk image not found: ${path} (--disk PATH[:ro] takes a raw image file)`);
-    specs.push({ kind: 'blk', path, readOnly: m[2] === 'ro' });
-  }
+  for (const d of o.disk ?? []) specs.push({ kind: 'blk', ...parseDiskArg(d) });
   if (o.net !== undefined) specs.push({ kind: 'net', tap: o.net });
   if (o.vsockUds !== undefined && o.vsockCid === undefined) {
     throw new Error('--vsock-uds needs --vsock-cid N (the guest CID of the vsock device)');
@@ -69,100 +67,111 @@ export function exitStatus(r: VmExitReason): number {
   }
 }
 
-function readInput(path: string, what: string, hint: string): Uint8Array {
-  if (!existsSync(path)) throw new Error(`${what} not found: ${path} (${hint})`);
-  return readFileSync(path);
+/** Phase times in ms since startVm() (absent phases omitted). */
+export function phasesMs(p: BootPhases): Record<string, number> {
+  const round = (v: number): number => Math.round(v * 1000) / 1000;
+  const out: Record<string, number> = {};
+  for (const k of ['vmCreateBegan', 'vmCreated', 'running', 'kernelStarted', 'bootTimer', 'exited'] as const) {
+    const v = phaseMs(p, p[k]);
+    if (v !== undefined) out[k] = round(v);
+  }
+  for (const [m, at] of Object.entries(p.markers)) {
+    const v = phaseMs(p, at);
+    if (v !== undefined) out[`marker:${m}`] = round(v);
+  }
+  return out;
 }
 
-function chooseQuirks(flag: string): string | null {
-  if (flag === 'none') return null;
-  if (flag !== 'auto') return flag;
-  // the cheap evidence first (no VM made): the software virtualizer's module, then the CPU's own flags
-  if (kvmPvmLoaded()) return 'pvm';
-  if (cpuVirtFlags().some((f) => f === 'vmx' || f === 'svm')) return null;
-  // neither: measure guest ring-0 speed
-  return checkHost({ probe: true }).quirks_profile;
+/** The plan for --hypervisor (default inproc). */
+export function planFor(flag = 'inproc'): HypervisorPlan {
+  return chooseHypervisor(parseHypervisorChoice(flag), detectHost());
+}
+
+/** Raw terminal input goes to COM1; Ctrl-] stops the VM. Returns the function that restores the terminal. */
+function attachTerminal(hv: Hypervisor): () => void {
+  const onInput = (buf: Buffer): void => {
+    if (buf.includes(CONSOLE_ESCAPE)) void hv.stopVm();
+    else hv.sendConsoleInput(buf);
+  };
+  process.stdin.setRawMode(true);
+  process.stdin.on('data', onInput);
+  return () => {
+    process.stdin.setRawMode(false);
+    process.stdin.off('data', onInput);
+    process.stdin.pause();
+  };
+}
+
+function bootTimerLine(p: BootPhases, kind: string): string {
+  const ms = phaseMs(p, p.bootTimer, p.vmCreateBegan ?? p.startRequested) ?? 0;
+  const cpu = p.bootTimerProcessCpuUs !== undefined ? `, process CPU ${(p.bootTimerProcessCpuUs / 1000).toFixed(1)} ms` : '';
+  return `kata-ts: boot timer: guest wrote ${ms.toFixed(3)} ms after VM creation (${kind}${cpu})\n`;
 }
 
 export async function bootCommand(o: BootOptions): Promise<number> {
-  if (o.hypervisor !== undefined && o.hypervisor !== 'inproc') {
-    // loaded only here: the in-process path below stays as fast to start as before
-    const { planFor, bootWithHypervisor } = await import('./boot-hypervisor.js');
-    const plan = planFor(o.hypervisor);
-    if (plan.notice) process.stderr.write(plan.notice + '\n');
-    if (plan.kind !== 'inproc') return bootWithHypervisor(o, plan);
-  }
-  // vCPU threads take the longest to start: start them first, while the inputs are read
-  const workersReady = defaultVcpuPool.prewarm(o.vcpus);
-  workersReady.catch(() => undefined);
-  const kernel = readInput(o.kernel, 'kernel', 'build one with `npm run --silent guest:kernel` or pass --kernel PATH');
-  const initrd = o.initrd ? readInput(o.initrd, 'initrd', 'build one with `npm run --silent guest:initrd`') : undefined;
-  let cmdline = o.cmdline ?? DEFAULT_CMDLINE;
-  const quirks = chooseQuirks(o.quirks);
-  if (quirks) {
-    const profile = loadQuirksProfile(quirks);
-    cmdline = applyQuirks(cmdline, profile);
-    process.stderr.write(`kata-ts: software KVM detected: adding host-quirks profile '${quirks}' (${profile.cmdline.join(' ')})\n`);
-  }
-
+  // the user's inputs first: a wrong path or number is reported as such on any host
+  checkVmConfig({ kernelPath: o.kernel, ...(o.initrd ? { initrdPath: o.initrd } : {}), vcpus: o.vcpus, memoryMiB: o.memory });
   const devices = deviceSpecs(o);
+  const plan = planFor(o.hypervisor);
+  if (plan.notice) process.stderr.write(plan.notice + '\n');
+  const hv = createHypervisor(plan, { quirks: o.quirks });
+  if (hv.quirks) {
+    process.stderr.write(`kata-ts: adding host-quirks profile '${hv.quirks.name}' (${hv.quirks.cmdline.join(' ')})\n`);
+  }
   const consoleFd = o.console ? openSync(o.console, 'w') : 1;
-  await workersReady;
-  const vm = await createVm({
-    kernel,
-    ...(initrd ? { initrd } : {}),
-    cmdline,
+  hv.on('log', (line: string) => process.stderr.write(`kata-ts: ${line}\n`));
+  hv.on('boot-timer', (p: BootPhases) => process.stderr.write(bootTimerLine(p, plan.kind)));
+  await hv.createVm({
+    kernelPath: o.kernel,
+    ...(o.initrd ? { initrdPath: o.initrd } : {}),
+    cmdline: o.cmdline ?? DEFAULT_CMDLINE,
     vcpus: o.vcpus,
     memoryMiB: o.memory,
-    debugPorts: true,
     devices,
+    debugPorts: true,
     console: (bytes) => {
       writeSync(consoleFd, bytes);
     },
   });
 
-  vm.on('device-log', (l: DeviceLogLine) => process.stderr.write(`kata-ts: ${l.device}: ${l.level}: ${l.message}\n`));
-
-  // interactive console: raw terminal input goes to COM1; Ctrl-] stops the VM
-  const interactive = process.stdin.isTTY === true && !o.console;
-  const onInput = (buf: Buffer): void => {
-    if (buf.includes(0x1d)) void vm.stop();
-    else vm.sendConsoleInput(buf);
-  };
-  if (interactive) {
-    process.stdin.setRawMode(true);
-    process.stdin.on('data', onInput);
+  const restoreTerminal = process.stdin.isTTY === true && !o.console ? attachTerminal(hv) : () => undefined;
+  let timedOut = false;
+  const timer = o.timeout
+    ? setTimeout(() => {
+        timedOut = true;
+        void hv.stopVm();
+      }, o.timeout * 1000)
+    : undefined;
+  let reason: VmExitReason;
+  try {
+    await hv.startVm();
+    reason = await hv.wait();
+  } finally {
+    if (timer) clearTimeout(timer);
+    restoreTerminal();
+    if (consoleFd !== 1) closeSync(consoleFd);
   }
-  const timer = o.timeout ? setTimeout(() => void vm.stop(), o.timeout * 1000) : undefined;
-  vm.on('boot-timer', (b: { sinceCreateNs: bigint; processCpuUs: number }) => {
-    process.stderr.write(
-      `kata-ts: boot timer: guest wrote ${(Number(b.sinceCreateNs) / 1e6).toFixed(3)} ms after VM creation ` +
-        `(process CPU ${(b.processCpuUs / 1000).toFixed(1)} ms)\n`,
-    );
-  });
-
-  vm.start();
-  const reason = await vm.wait();
-  if (timer) clearTimeout(timer);
-  if (interactive) {
-    process.stdin.setRawMode(false);
-    process.stdin.off('data', onInput);
-    process.stdin.pause();
-  }
-  if (consoleFd !== 1) closeSync(consoleFd);
-
   const status = exitStatus(reason);
-  if (reason.kind === 'error') process.stderr.write(`kata-ts: VM failed on vCPU ${reason.vcpu}: ${reason.message}\n`);
-  else if (reason.kind === 'stopped' && o.timeout) process.stderr.write(`kata-ts: VM stopped after the ${o.timeout} s timeout\n`);
+  if (reason.kind === 'error') {
+    const where = reason.vcpu >= 0 ? ` on vCPU ${String(reason.vcpu)}` : '';
+    process.stderr.write(`kata-ts: VM failed${where}: ${reason.message}\n`);
+  } else if (timedOut) {
+    process.stderr.write(`kata-ts: VM stopped after the ${String(o.timeout)} s timeout\n`);
+  }
   if (o.json) {
+    const p = hv.phases;
     process.stdout.write(
       JSON.stringify({
         exit: reason,
         status,
-        boot_timer_monotonic_ns: vm.bootTimer ? vm.bootTimer.monotonicNs.toString() : null,
-        boot_timer_ms: vm.bootTimer ? Number(vm.bootTimer.sinceCreateNs) / 1e6 : null,
-        create_phases_ms: Object.fromEntries(vm.createPhases.map((p) => [p.name, p.ms])),
-        cmdline,
+        hypervisor: plan.kind,
+        accel: plan.accel,
+        boot_timer_monotonic_ns: p.bootTimer !== undefined ? p.bootTimer.toString() : null,
+        /** since the backend began making the VM (inproc: createVm() called; qemu: spawned) */
+        boot_timer_ms: phaseMs(p, p.bootTimer, p.vmCreateBegan ?? p.startRequested) ?? null,
+        phases_ms: phasesMs(p),
+        create_phases_ms: p.createStepsMs ?? {},
+        cmdline: hv.cmdline ?? null,
       }) + '\n',
     );
   }

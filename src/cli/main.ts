@@ -2,13 +2,13 @@
 // The kata-ts command line.
 
 import { Command, InvalidArgumentError } from 'commander';
-import { defaultVcpuPool } from '../vmm/vcpu-pool.js';
+import { prewarmVcpuThreads } from '../hypervisor/prewarm.js';
 import { OCI_COMMANDS, registerOciCommands, useOneLineErrors } from './oci.js';
 
 // Each command's module is imported when that command runs, so no command pays for the others' start-up.
 // `boot` is latency-sensitive: start its vCPU worker thread now, so the thread loads its modules on the
 // other core while this one loads the VMM (boot.js is imported lazily below).
-if (process.argv[2] === 'boot') defaultVcpuPool.prewarm(1).catch(() => undefined);
+if (process.argv[2] === 'boot') prewarmVcpuThreads(1);
 
 function intArg(name: string) {
   return (v: string): number => {

@@ -2,9 +2,9 @@
 // such as QEMU (`-chardev socket,id=c0,path=SOCK -device vhost-user-blk-device,chardev=c0`). Same device
 // option names as `kata-ts boot`. Runs until SIGINT/SIGTERM; the front-end may reconnect.
 
-import { existsSync } from 'node:fs';
-import { startVhostUserBackend } from '../vhost-user/index.js';
 import type { DeviceSpec } from '../contract/device-spec.js';
+import { loadVhostUserServer } from '../hypervisor/vhost-user.js';
+import { parseDiskArg } from './disk-arg.js';
 
 export interface VhostUserBackendCliOptions {
   device: string;
@@ -24,11 +24,7 @@ export function vhostUserSpec(o: VhostUserBackendCliOptions): DeviceSpec {
   switch (o.device) {
     case 'blk': {
       if (o.disk === undefined) throw new Error('--device blk needs --disk PATH[:ro] (a raw disk image)');
-      const m = /^(.*?)(?::(ro|rw))?$/.exec(o.disk)!;
-      const path = m[1]!;
-      if (path === '') throw new Error(`--disk '${o.disk}': give an image path, optionally followed by :ro`);
-      if (!existsSync(path)) throw new Error(`disk image not found: ${path} (--disk PATH[:ro] takes a raw image file)`);
-      return { kind: 'blk', path, readOnly: m[2] === 'ro' };
+      return { kind: 'blk', ...parseDiskArg(o.disk) };
     }
     case 'vsock': {
       const cid = o.vsockCid ?? o.cid;
@@ -44,6 +40,7 @@ export function vhostUserSpec(o: VhostUserBackendCliOptions): DeviceSpec {
 
 export async function vhostUserBackendCommand(o: VhostUserBackendCliOptions): Promise<number> {
   const spec = vhostUserSpec(o);
+  const startVhostUserBackend = await loadVhostUserServer();
   const backend = await startVhostUserBackend({
     spec,
     socketPath: o.socket,

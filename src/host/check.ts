@@ -3,6 +3,7 @@
 // virtualizer (kvm_pvm), with the consequence in words.
 
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { REQUIRED_CAPS } from '../kvm/caps.js';
 import { Kvm } from '../kvm/kvm.js';
 import { loadNative, type NativeAddon } from '../kvm/native.js';
 import { probeRing0Speed, type Ring0Probe } from './ring0-probe.js';
@@ -90,6 +91,8 @@ export function checkHost(opts: { probe?: boolean; native?: NativeAddon } = {}):
     can_create_vms: false,
   };
   let kvm: Kvm | undefined;
+  // the capabilities createVm() requires (kvm/caps.ts REQUIRED_CAPS), by KVM name
+  let missing: string[] = REQUIRED_CAPS.map((c) => c.name);
   try {
     const native = opts.native ?? loadNative();
     kvm = Kvm.open(native);
@@ -100,6 +103,8 @@ export function checkHost(opts: { probe?: boolean; native?: NativeAddon } = {}):
       else if (name === 'max_vcpus') report.max_vcpus = v;
       else report.caps[name] = v > 0;
     }
+    const k = kvm;
+    missing = REQUIRED_CAPS.filter((c) => k.checkExtension(c.cap) === 0).map((c) => c.name);
     const vm = kvm.createVm();
     vm.close();
     report.kvm.ok = report.kvm.api_version === 12;
@@ -118,8 +123,6 @@ export function checkHost(opts: { probe?: boolean; native?: NativeAddon } = {}):
   } finally {
     kvm?.close();
   }
-  const required = ['irqchip', 'user_memory', 'irqfd', 'ioeventfd', 'pit2'];
-  const missing = required.filter((c) => !report.caps[c]);
   report.can_create_vms = report.kvm.ok && missing.length === 0;
   if (report.can_create_vms && missing.length === 0 && report.virtualization === 'software') {
     report.quirks_profile = 'pvm';

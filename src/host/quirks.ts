@@ -19,7 +19,7 @@ export function loadQuirksProfile(name: string, file = join(packageRoot(), 'kern
     const known = Object.keys(all).join(', ');
     throw new Error(`host-quirks profile '${name}' is missing or malformed in ${file} (known: ${known}; or use --quirks auto|none)`);
   }
-  return { name, description: p.description ?? '', cmdline: p.cmdline as string[] };
+  return { name, description: p.description ?? '', cmdline: p.cmdline };
 }
 
 /** Append the profile's parameters that the command line does not already carry. */

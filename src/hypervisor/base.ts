@@ -2,7 +2,9 @@
 // record and the console recorder. Each backend adds how it launches, stops and pauses its VM.
 
 import { EventEmitter } from 'node:events';
+import { applyQuirks, type QuirksProfile } from '../host/quirks.js';
 import { ConsoleRecorder } from './console-recorder.js';
+import { checkVmConfig } from './vm-config.js';
 import {
   DeviceKindNotSupported,
   HotplugNotSupported,
@@ -25,6 +27,11 @@ export abstract class HypervisorBase extends EventEmitter {
   protected exited: Promise<VmExitReason> | undefined;
   protected resolveExited!: (r: VmExitReason) => void;
 
+  /** @param quirks the host-quirks profile added to every command line (createHypervisor() decides it) */
+  constructor(readonly quirks: QuirksProfile | undefined) {
+    super();
+  }
+
   /** the device kinds this backend can attach */
   protected abstract readonly deviceKinds: readonly DeviceSpec['kind'][];
 
@@ -34,7 +41,12 @@ export abstract class HypervisorBase extends EventEmitter {
 
   createVm(config: VmConfig): Promise<void> {
     if (this.state !== 'new') return Promise.reject(new HypervisorStateError('create', this.state));
-    this.config = config;
+    try {
+      checkVmConfig(config);
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
+    this.config = this.quirks ? { ...config, cmdline: applyQuirks(config.cmdline, this.quirks) } : config;
     this.devices = [];
     for (const d of config.devices ?? []) this.addDevice(d, true);
     this.recorder = new ConsoleRecorder(this.phases, config.markers, (m) => this.emit('marker', m));

@@ -6,9 +6,11 @@
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { checkHost, cpuVirtFlags, kvmPvmLoaded, type Virtualization } from '../host/check.js';
+import { loadQuirksProfile, type QuirksProfile } from '../host/quirks.js';
 import { InprocHypervisor } from './inproc.js';
 import type { Accelerator, Hypervisor, HypervisorKind } from './interface.js';
-import { QemuHypervisor, QemuNotFound, type StartVhostUserBackend } from './qemu.js';
+import { QemuHypervisor, QemuNotFound } from './qemu.js';
+import type { StartVhostUserBackend } from './vhost-user.js';
 
 export type HypervisorChoice = HypervisorKind | 'auto';
 export const HYPERVISOR_CHOICES: readonly HypervisorChoice[] = ['inproc', 'qemu', 'auto'];
@@ -25,8 +27,13 @@ export interface HypervisorPlan {
   kind: HypervisorKind;
   accel: Accelerator;
   hardwareVirtualization: boolean;
-  /** guest code runs on the software KVM: the caller applies the host-quirks profile (`--quirks auto`) */
+  /** guest code runs on the software KVM */
   softwareKvm: boolean;
+  /**
+   * The host-quirks profile this plan's guests need (kernel-config/host-quirks.json): 'pvm' where guest code
+   * runs on the software KVM, null otherwise. createHypervisor() applies it; nobody else does.
+   */
+  quirks: string | null;
   /** one line for stderr when the choice is worth telling (qemu's accelerator, auto's fallback) */
   notice: string | undefined;
   qemuPath?: string;
@@ -65,6 +72,7 @@ function qemuPlan(host: HostFacts, notice: string | undefined): HypervisorPlan {
     accel,
     hardwareVirtualization: accel === 'kvm',
     softwareKvm: false,
+    quirks: null,
     notice: notice ?? `kata-ts: hypervisor qemu with -accel ${accel} (${why})`,
     qemuPath: host.qemuPath,
   };
@@ -80,6 +88,7 @@ export function chooseHypervisor(choice: HypervisorChoice, host: HostFacts): Hyp
         accel: 'kvm',
         hardwareVirtualization: host.virtualization === 'hardware',
         softwareKvm: host.virtualization === 'software',
+        quirks: host.virtualization === 'software' ? 'pvm' : null,
         notice: undefined,
       };
     case 'qemu':
@@ -133,13 +142,30 @@ export function detectHost(): HostFacts {
 export interface CreateHypervisorOptions {
   /** vhost-user server for qemu devices (tests); default src/vhost-user */
   startBackend?: StartVhostUserBackend;
+  /**
+   * The host-quirks profile: 'auto' (default: the plan's, i.e. only where guest code runs on the software
+   * KVM), 'none', or a profile name from kernel-config/host-quirks.json.
+   */
+  quirks?: string;
 }
 
+/** The profile `quirks` ('auto' | 'none' | NAME) selects for a plan; throws for an unknown name. */
+export function resolveQuirks(plan: HypervisorPlan, quirks = 'auto'): QuirksProfile | undefined {
+  const name = quirks === 'auto' ? plan.quirks : quirks === 'none' ? null : quirks;
+  return name === null ? undefined : loadQuirksProfile(name);
+}
+
+/**
+ * The hypervisor a plan names. It applies the host-quirks profile to every VmConfig.cmdline it is given
+ * (the only place the profile is applied), and reports it as `quirks`.
+ */
 export function createHypervisor(plan: HypervisorPlan, o: CreateHypervisorOptions = {}): Hypervisor {
-  if (plan.kind === 'inproc') return new InprocHypervisor({ hardwareVirtualization: plan.hardwareVirtualization });
+  const quirks = resolveQuirks(plan, o.quirks);
+  if (plan.kind === 'inproc') return new InprocHypervisor({ hardwareVirtualization: plan.hardwareVirtualization, quirks });
   return new QemuHypervisor({
     accel: plan.accel,
     hardwareVirtualization: plan.hardwareVirtualization,
+    quirks,
     ...(plan.qemuPath !== undefined ? { binary: plan.qemuPath } : {}),
     ...(o.startBackend ? { startBackend: o.startBackend } : {}),
   });

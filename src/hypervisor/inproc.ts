@@ -5,6 +5,7 @@ import type { VsockPort } from '../contract/vsock-port.js';
 import type { DeviceLogLine } from '../vmm/device-manager.js';
 import { defaultVcpuPool } from '../vmm/vcpu-pool.js';
 import { createVm, type BootTimerRecord, type Vm } from '../vmm/vm.js';
+import type { QuirksProfile } from '../host/quirks.js';
 import { HypervisorBase } from './base.js';
 import {
   HypervisorStateError,
@@ -20,6 +21,8 @@ const DEVICE_KINDS: readonly DeviceSpec['kind'][] = ['blk', 'net', 'vsock', 'rng
 export interface InprocOptions {
   /** KVM is hardware-backed (false on kvm_pvm): decides guestUserspace in capabilities() */
   hardwareVirtualization: boolean;
+  /** host-quirks profile added to the command line (see factory.ts) */
+  quirks?: QuirksProfile | undefined;
 }
 
 export class InprocHypervisor extends HypervisorBase implements Hypervisor {
@@ -29,7 +32,7 @@ export class InprocHypervisor extends HypervisorBase implements Hypervisor {
   private stopRequested = false;
 
   constructor(private readonly opts: InprocOptions) {
-    super();
+    super(opts.quirks);
   }
 
   capabilities(): HypervisorCapabilities {
@@ -66,6 +69,7 @@ export class InprocHypervisor extends HypervisorBase implements Hypervisor {
     const c = this.beginStart();
     try {
       const [kernel, initrd] = await Promise.all([readFile(c.kernelPath), c.initrdPath ? readFile(c.initrdPath) : undefined]);
+      this.phases.vmCreateBegan = process.hrtime.bigint();
       const vm = await createVm({
         kernel,
         ...(initrd ? { initrd } : {}),
@@ -81,11 +85,15 @@ export class InprocHypervisor extends HypervisorBase implements Hypervisor {
         },
       });
       this.phases.vmCreated = process.hrtime.bigint();
+      this.phases.createStepsMs = Object.fromEntries(vm.createPhases.map((p) => [p.name, p.ms]));
       this.vm = vm;
       this.effectiveCmdline = c.cmdline;
       vm.on('device-log', (l: DeviceLogLine) => this.emit('log', `${l.device}: ${l.level}: ${l.message}`));
       vm.on('boot-timer', (b: BootTimerRecord) => {
-        this.phases.bootTimer ??= b.monotonicNs;
+        if (this.phases.bootTimer === undefined) {
+          this.phases.bootTimer = b.monotonicNs;
+          this.phases.bootTimerProcessCpuUs = b.processCpuUs;
+        }
         this.emit('boot-timer', this.phases);
       });
       void vm.wait().then((r) => {

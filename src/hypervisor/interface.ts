@@ -6,6 +6,7 @@
 
 import type { EventEmitter } from 'node:events';
 import type { VsockPort } from '../contract/vsock-port.js';
+import type { QuirksProfile } from '../host/quirks.js';
 import type { VmExitReason } from '../contract/exit-reason.js';
 import type { DeviceSpec } from '../contract/device-spec.js';
 
@@ -43,6 +44,10 @@ export interface HypervisorCapabilities {
 export interface BootPhases {
   /** startVm() was called (inproc: before createVm(); qemu: before the spawn) */
   startRequested?: bigint;
+  /** the backend began making the VM: inproc createVm() called (the kernel read); qemu spawned */
+  vmCreateBegan?: bigint;
+  /** where making the VM spent its time, ms per step in order (inproc: createVm()'s phases; qemu: none) */
+  createStepsMs?: Record<string, number>;
   /** the VM exists: inproc createVm() resolved; qemu answered QMP with the machine built (-S, not yet running) */
   vmCreated?: bigint;
   /** the vCPUs were released (inproc Vm.start(); qemu QMP `cont` answered) */
@@ -51,23 +56,25 @@ export interface BootPhases {
   kernelStarted?: bigint;
   /** the guest wrote the boot timer (inproc: at the vCPU exit; qemu: when the isa-debugcon byte arrived) */
   bootTimer?: bigint;
+  /** this process's CPU time (user+system, µs) at the boot-timer write (inproc only: the VMM is this process) */
+  bootTimerProcessCpuUs?: number;
   /** each configured console marker (VmConfig.markers), at the first byte after it completed */
   markers: Record<string, bigint>;
   /** the VM stopped and its resources were released */
   exited?: bigint;
 }
 
-/** Milliseconds from startRequested to a phase, or undefined when either is missing. */
-export function phaseMs(p: BootPhases, at: bigint | undefined): number | undefined {
-  if (p.startRequested === undefined || at === undefined) return undefined;
-  return Number(at - p.startRequested) / 1e6;
+/** Milliseconds from `from` (default startRequested) to a phase, or undefined when either is missing. */
+export function phaseMs(p: BootPhases, at: bigint | undefined, from = p.startRequested): number | undefined {
+  if (from === undefined || at === undefined) return undefined;
+  return Number(at - from) / 1e6;
 }
 
 export interface VmConfig {
   /** ELF vmlinux with a PVH note (both backends boot it directly) */
   kernelPath: string;
   initrdPath?: string;
-  /** the full command line (host quirks already applied by the caller; virtio-mmio device entries are added by the backend) */
+  /** the kernel command line (the hypervisor adds its host-quirks profile; virtio-mmio device entries are added by the backend) */
   cmdline: string;
   vcpus: number;
   memoryMiB: number;
@@ -105,6 +112,8 @@ export interface Hypervisor extends EventEmitter {
   readonly phases: BootPhases;
   /** the effective command line, once started (with device entries) */
   readonly cmdline: string | undefined;
+  /** the host-quirks profile this hypervisor adds to every command line, if any (factory.ts decides) */
+  readonly quirks: QuirksProfile | undefined;
   /** host side of the vsock device, when there is one and the backend offers it */
   readonly vsock: VsockPort | undefined;
 }

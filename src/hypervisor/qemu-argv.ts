@@ -3,14 +3,12 @@
 // timer port as an isa-debugcon whose bytes arrive on a socket of ours, QMP on another, devices over
 // vhost-user. Pure: argv in, argv out (tested in tests/unit/hypervisor-qemu-argv.test.ts).
 
+// the boot-timer and debug-exit ports are the in-process VMM's (one guest layout, arch/x86_64/layout.ts);
+// QEMU's isa-debug-exit exits with (status << 1) | 1
+import { BOOT_TIMER_PORT, DEBUG_EXIT_PORT } from '../arch/x86_64/layout.js';
 import type { Accelerator } from './interface.js';
 import type { DeviceSpec } from '../contract/device-spec.js';
 
-/** Shared facts: the guest writes the magic byte 123 to port 0x440 when it reaches init. */
-export const BOOT_TIMER_PORT = 0x440;
-export const BOOT_TIMER_MAGIC = 123;
-/** Shared facts: debug exit port (QEMU's isa-debug-exit exits with (status << 1) | 1). */
-export const DEBUG_EXIT_PORT = 0xf4;
 
 export interface VhostUserAttachment {
   spec: DeviceSpec;

@@ -17,35 +17,17 @@ import {
   type HypervisorCapabilities,
   type VmConfig,
 } from './interface.js';
-import { BOOT_TIMER_MAGIC, buildQemuArgv, type VhostUserAttachment } from './qemu-argv.js';
+import { BOOT_TIMER_MAGIC } from '../arch/x86_64/layout.js';
+import { buildQemuArgv, type VhostUserAttachment } from './qemu-argv.js';
+import type { QuirksProfile } from '../host/quirks.js';
 import { QmpClient, type QmpMessage } from './qmp.js';
+import { loadVhostUserServer, type StartVhostUserBackend, type VhostUserBackendHandle } from './vhost-user.js';
 import type { VmExitReason } from '../contract/exit-reason.js';
 import type { DeviceSpec } from '../contract/device-spec.js';
 
 const DEVICE_KINDS: readonly DeviceSpec['kind'][] = ['blk', 'net', 'vsock', 'rng'];
 const STDERR_TAIL = 8192;
 const QUIT_GRACE_MS = 5000;
-
-/** What src/vhost-user/index.ts exports (startVhostUserBackend). */
-export interface VhostUserBackendHandle {
-  close(): Promise<void>;
-  metrics(): Record<string, number>;
-  vsock?: VsockPort;
-}
-export type StartVhostUserBackend = (o: { spec: DeviceSpec; socketPath: string }) => Promise<VhostUserBackendHandle>;
-
-/** Loads src/vhost-user lazily (only VMs with devices need it, and QEMU boots without it). */
-async function loadVhostUser(): Promise<StartVhostUserBackend> {
-  const url = new URL('../vhost-user/index.js', import.meta.url).href;
-  let mod: { startVhostUserBackend?: unknown };
-  try {
-    mod = (await import(url)) as { startVhostUserBackend?: unknown };
-  } catch (e) {
-    throw new Error(`the qemu backend needs the vhost-user device server (src/vhost-user) to attach devices: ${(e as Error).message}`);
-  }
-  if (typeof mod.startVhostUserBackend !== 'function') throw new Error('src/vhost-user/index.js does not export startVhostUserBackend()');
-  return mod.startVhostUserBackend as StartVhostUserBackend;
-}
 
 export class QemuNotFound extends Error {
   constructor(binary: string) {
@@ -65,6 +47,8 @@ export interface QemuOptions {
   accel: Accelerator;
   /** KVM is hardware-backed (only meaningful with accel 'kvm') */
   hardwareVirtualization: boolean;
+  /** host-quirks profile added to the command line (see factory.ts) */
+  quirks?: QuirksProfile | undefined;
   /** default 'qemu-system-x86_64' (from PATH) */
   binary?: string;
   /** injected vhost-user server (tests); default: src/vhost-user's startVhostUserBackend */
@@ -129,7 +113,7 @@ export class QemuHypervisor extends HypervisorBase implements Hypervisor {
   private vsockHost: VsockPort | undefined;
 
   constructor(private readonly opts: QemuOptions) {
-    super();
+    super(opts.quirks);
   }
 
   capabilities(): HypervisorCapabilities {
@@ -181,7 +165,7 @@ export class QemuHypervisor extends HypervisorBase implements Hypervisor {
     // devices first: QEMU connects to each backend's socket while it builds the machine
     const attachments: VhostUserAttachment[] = [];
     if (this.devices.length > 0) {
-      const start = this.opts.startBackend ?? (await loadVhostUser());
+      const start = this.opts.startBackend ?? (await loadVhostUserServer());
       for (const [i, spec] of this.devices.entries()) {
         const socketPath = join(dir, `vhost-user-${String(i)}.sock`);
         const b = await start({ spec, socketPath });
@@ -222,6 +206,7 @@ export class QemuHypervisor extends HypervisorBase implements Hypervisor {
       startPaused: true,
     });
     const binary = this.opts.binary ?? 'qemu-system-x86_64';
+    this.phases.vmCreateBegan = process.hrtime.bigint();
     const child = spawn(binary, this.argv, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child = child;
     child.stdout.on('data', (b: Buffer) => {

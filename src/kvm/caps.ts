@@ -36,8 +36,15 @@ export const KVM_CAP_X2APIC_API = 129;
 export const KVM_CAP_IMMEDIATE_EXIT = 136;
 export const KVM_CAP_GET_MSR_FEATURES = 153;
 
-/** The capabilities the in-process VMM cannot work without, with what each is for. */
-export const REQUIRED_CAPS: readonly { cap: number; name: string; why: string }[] = [
+export interface RequiredCap {
+  cap: number;
+  name: string;
+  /** what the VMM needs it for */
+  why: string;
+}
+
+/** The capabilities the in-process VMM cannot work without (checked by createVm() and `kata-ts check`). */
+export const REQUIRED_CAPS: readonly RequiredCap[] = [
   { cap: KVM_CAP_USER_MEMORY, name: 'KVM_CAP_USER_MEMORY', why: 'guest RAM from an anonymous mmap' },
   { cap: KVM_CAP_SET_TSS_ADDR, name: 'KVM_CAP_SET_TSS_ADDR', why: 'x86 TSS placement' },
   { cap: KVM_CAP_IRQCHIP, name: 'KVM_CAP_IRQCHIP', why: 'in-kernel PIC/IOAPIC/LAPIC' },

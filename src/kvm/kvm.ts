@@ -3,7 +3,7 @@
 
 import { openSync, closeSync, constants as fsConstants } from 'node:fs';
 
-import { KVM_API_VERSION } from './caps.js';
+import { KVM_API_VERSION, type RequiredCap } from './caps.js';
 import { FdClosedError, KvmError, isNativeError, wrapNative } from './errors.js';
 import { loadNative, type NativeAddon } from './native.js';
 import { decodeCpuidEntries } from './structs.js';
@@ -20,6 +20,13 @@ export const KVM_DEVICE_PATH = '/dev/kvm';
 export const KVM_VM_TYPE_DEFAULT = 0;
 /** KVM_MAX_CPUID_ENTRIES in arch/x86/include/asm/kvm_host.h. */
 const MAX_CPUID_ENTRIES = 256;
+
+export class MissingKvmCapability extends Error {
+  constructor(readonly cap: RequiredCap) {
+    super(`this host's KVM lacks ${cap.name} (needed for ${cap.why}): run \`kata-ts check\`, or use --hypervisor=qemu`);
+    this.name = 'MissingKvmCapability';
+  }
+}
 
 export class Kvm {
   private closed = false;
@@ -55,6 +62,16 @@ export class Kvm {
   checkExtension(cap: number): number {
     const fd = this.live();
     return wrapNative(() => this.native.checkExtension(fd, cap));
+  }
+
+  /**
+   * Throw MissingKvmCapability for the first capability KVM_CHECK_EXTENSION reports absent, so a KVM that
+   * lacks (say) irqfd fails here, naming it, instead of late in an ioctl that needs it.
+   */
+  requireCapabilities(caps: readonly RequiredCap[]): void {
+    for (const c of caps) {
+      if (this.checkExtension(c.cap) === 0) throw new MissingKvmCapability(c);
+    }
   }
 
   /** KVM_GET_VCPU_MMAP_SIZE: bytes of each vCPU's kvm_run mapping. */

@@ -11,14 +11,16 @@ import { bootMsrs } from '../arch/x86_64/msrs.js';
 import { pvhBootRegs, pvhBootSregs } from '../arch/x86_64/regs.js';
 import { setupPvhBoot } from '../boot/setup.js';
 import { EventFd } from '../kvm/eventfd.js';
+import { checkVmShape } from '../contract/vm-shape.js';
+import { REQUIRED_CAPS } from '../kvm/caps.js';
 import { Kvm } from '../kvm/kvm.js';
 import { loadNative, type NativeAddon, type NativeMapping } from '../kvm/native.js';
 import { setImmediateExit } from '../kvm/run.js';
 import type { CpuidEntry } from '../kvm/types.js';
 import type { VcpuFd } from '../kvm/vcpu-fd.js';
 import { GuestMemory } from '../memory/guest-memory.js';
-import type { HybridVsockServer } from '../virtio/vsock/hybrid.js';
-import type { VsockHost } from '../virtio/vsock/host.js';
+import type { HybridVsockServer } from '../virtio/vsock-host/hybrid.js';
+import type { VsockHost } from '../virtio/vsock-host/host.js';
 import type { DeviceLogLine, DeviceManager, ManagedDevice } from './device-manager.js';
 import { createSerialState, SerialState, serialPushInput } from './devices/serial.js';
 import { Control, CONTROL_STATE, CONTROL_THREAD_SLOT, CONTROL_WORDS, type VcpuEvent } from './events.js';
@@ -63,28 +65,19 @@ export interface BootTimerRecord {
 /** The vCPU life cycle as the owner sees it. */
 export type VcpuState = 'created' | 'running' | 'paused' | 'stopped';
 
-export class VmConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'VmConfigError';
-  }
-}
-
-const MIN_MEMORY_MIB = 16;
 const PIT_SPEAKER_DUMMY = 1; // KVM_PIT_SPEAKER_DUMMY: port 0x61 handled in the kernel
 const MAX_CONSOLE_TEXT = 4 << 20;
 
 // ---- process-wide KVM state: /dev/kvm opened once, the supported CPUID read once
 let kvmSingleton: Kvm | undefined;
 let supportedCpuid: CpuidEntry[] | undefined;
-let vcpuMmapSize = 0;
 let kickSignal = 0;
 
 function processKvm(native: NativeAddon): Kvm {
   if (!kvmSingleton) {
     const kvm = Kvm.open(native);
+    kvm.requireCapabilities(REQUIRED_CAPS);
     supportedCpuid = kvm.supportedCpuid();
-    vcpuMmapSize = kvm.vcpuMmapSize();
     kickSignal = native.sigrtmin() + 2;
     native.installKickHandler(kickSignal);
     kvmSingleton = kvm;
@@ -120,6 +113,29 @@ class Cleanup {
   }
 }
 
+/** What createVm() has made by the time the Vm object exists; the Vm owns all of it from then on. */
+interface VmParts {
+  native: NativeAddon;
+  memory: GuestMemory;
+  /** guest RAM mappings, one per region, in region order */
+  mappings: NativeMapping[];
+  vcpus: VcpuSlot[];
+  serial: SerialState;
+  /** COM1's irqfd (IRQ 4) */
+  serialIrq: EventFd;
+  /** CLOCK_MONOTONIC when createVm() was called */
+  createdNs: bigint;
+  opts: VmOptions;
+  /** the VM's ends of the per-vCPU message channels */
+  ports: WorkerMessagePort[];
+  /** releases everything above in reverse order */
+  cleanup: Cleanup;
+  pool: VcpuPool;
+  virtio: DeviceManager | undefined;
+  vsock: VsockHost | undefined;
+  hybridVsock: HybridVsockServer | undefined;
+}
+
 export class Vm extends EventEmitter {
   consoleText = '';
   debugOutput = '';
@@ -137,27 +153,41 @@ export class Vm extends EventEmitter {
   private pausedCount = 0;
   private pauseWaiters: Array<() => void> = [];
 
+  private readonly native: NativeAddon;
+  readonly memory: GuestMemory;
+  private readonly mappings: NativeMapping[];
+  private readonly vcpus: VcpuSlot[];
+  private readonly serial: SerialState;
+  private readonly serialIrq: EventFd;
+  private readonly createdNs: bigint;
+  private readonly opts: VmOptions;
+  private readonly ports: WorkerMessagePort[];
+  private readonly cleanup: Cleanup;
+  private readonly pool: VcpuPool;
+  private readonly virtio: DeviceManager | undefined;
+  /** host side of the vsock device (connect/listen streams), when the VM has one */
+  readonly vsock: VsockHost | undefined;
+  private readonly hybridVsock: HybridVsockServer | undefined;
+
   /** @internal use createVm() */
-  constructor(
-    private readonly native: NativeAddon,
-    readonly memory: GuestMemory,
-    private readonly mappings: NativeMapping[],
-    private readonly vcpus: VcpuSlot[],
-    private readonly serial: SerialState,
-    private readonly serialIrq: EventFd,
-    private readonly createdNs: bigint,
-    private readonly opts: VmOptions,
-    private readonly ports: WorkerMessagePort[],
-    private readonly cleanup: Cleanup,
-    private readonly pool: VcpuPool,
-    private readonly virtio: DeviceManager | undefined,
-    /** host side of the vsock device (connect/listen streams), when the VM has one */
-    readonly vsock: VsockHost | undefined,
-    private readonly hybridVsock: HybridVsockServer | undefined,
-  ) {
+  constructor(parts: VmParts) {
     super();
+    this.native = parts.native;
+    this.memory = parts.memory;
+    this.mappings = parts.mappings;
+    this.vcpus = parts.vcpus;
+    this.serial = parts.serial;
+    this.serialIrq = parts.serialIrq;
+    this.createdNs = parts.createdNs;
+    this.opts = parts.opts;
+    this.ports = parts.ports;
+    this.cleanup = parts.cleanup;
+    this.pool = parts.pool;
+    this.virtio = parts.virtio;
+    this.vsock = parts.vsock;
+    this.hybridVsock = parts.hybridVsock;
     this.done = new Promise((r) => (this.resolveDone = r));
-    for (const p of ports) p.on('message', (ev: VcpuEvent) => this.onEvent(ev));
+    for (const p of this.ports) p.on('message', (ev: VcpuEvent) => this.onEvent(ev));
   }
 
   get vcpuCount(): number {
@@ -333,12 +363,7 @@ export async function createVm(opts: VmOptions, native: NativeAddon = loadNative
   const createdNs = process.hrtime.bigint();
   const nVcpus = opts.vcpus ?? 1;
   const memoryMiB = opts.memoryMiB ?? 128;
-  if (!Number.isInteger(nVcpus) || nVcpus < 1 || nVcpus > 254) {
-    throw new VmConfigError(`--vcpus must be an integer from 1 to 254 (got ${nVcpus})`);
-  }
-  if (!Number.isInteger(memoryMiB) || memoryMiB < MIN_MEMORY_MIB || memoryMiB > 1 << 20) {
-    throw new VmConfigError(`--memory must be an integer number of MiB from ${MIN_MEMORY_MIB} to 1048576 (got ${memoryMiB})`);
-  }
+  checkVmShape(nVcpus, memoryMiB);
   const kvm = processKvm(native);
   const pool = opts.pool ?? defaultVcpuPool;
   const cleanup = new Cleanup();
@@ -383,8 +408,8 @@ export async function createVm(opts: VmOptions, native: NativeAddon = loadNative
       // the virtio stack is loaded only by VMs that have devices (a bare VM starts without it)
       const [{ DeviceManager }, { VsockHost }, { serveHybridVsock }] = await Promise.all([
         import('./device-manager.js'),
-        import('../virtio/vsock/host.js'),
-        import('../virtio/vsock/hybrid.js'),
+        import('../virtio/vsock-host/host.js'),
+        import('../virtio/vsock-host/hybrid.js'),
       ]);
       virtio = await DeviceManager.create(
         native, vmFd, regions.map((r, i) => ({ base: r.base, size: r.size, mapping: mappings[i]! })), opts.devices, onLog,
@@ -425,8 +450,7 @@ export async function createVm(opts: VmOptions, native: NativeAddon = loadNative
         fd.setSregs(pvhBootSregs(fd.getSregs()));
         fd.setRegs(pvhBootRegs(boot.entry, boot.startInfo));
       }
-      const run = native.mmapFd(fd.fd, vcpuMmapSize, 3 /* PROT_READ|PROT_WRITE */, 1 /* MAP_SHARED */, 0);
-      cleanup.push(() => native.munmap(run.addr));
+      const run = fd.mapRun(); // unmapped by fd.close()
       vcpus.push({
         id,
         fd,
@@ -440,10 +464,22 @@ export async function createVm(opts: VmOptions, native: NativeAddon = loadNative
     mark('vcpus');
     // one port per vCPU: each worker posts its events there, the VM listens on the other ends
     const channels = vcpus.map(() => new MessageChannel());
-    const vm = new Vm(
-      native, memory, mappings, vcpus, new SerialState(serialSab), serialIrq, createdNs, opts,
-      channels.map((c) => c.port1), cleanup, pool, virtio, vsock, hybrid,
-    );
+    const vm = new Vm({
+      native,
+      memory,
+      mappings,
+      vcpus,
+      serial: new SerialState(serialSab),
+      serialIrq,
+      createdNs,
+      opts,
+      ports: channels.map((c) => c.port1),
+      cleanup,
+      pool,
+      virtio,
+      vsock,
+      hybridVsock: hybrid,
+    });
     vmRef = vm;
     for (let i = 0; i < vcpus.length; i++) workers.push(await pool.acquire());
     vcpus.forEach((v, i) => {

@@ -4,7 +4,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import t from 'tap';
 import { NoPvhNote } from '../../src/boot/errors.js';
-import { createVm, VmConfigError } from '../../src/vmm/vm.js';
+import { VmConfigError } from '../../src/contract/vm-shape.js';
+import { createVm } from '../../src/vmm/vm.js';
 import { VcpuPool } from '../../src/vmm/vcpu-pool.js';
 import { buildElf, pvhNote } from '../helpers/elf-builder.js';
 import { kvmSkipReason } from './payload-harness.js';

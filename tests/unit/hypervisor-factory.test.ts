@@ -2,6 +2,8 @@
 import t from 'tap';
 import { chooseHypervisor, createHypervisor, findOnPath, InvalidHypervisorChoice, NoKvmForInproc, parseHypervisorChoice, type HostFacts } from '../../src/hypervisor/factory.js';
 import { QemuNotFound } from '../../src/hypervisor/qemu.js';
+import { resolveQuirks } from '../../src/hypervisor/factory.js';
+import { tinyKernelFile } from '../helpers/tiny-kernel.js';
 
 const Q = '/usr/bin/qemu-system-x86_64';
 const hw: HostFacts = { virtualization: 'hardware', qemuPath: Q };
@@ -24,7 +26,8 @@ t.test('auto', async (t) => {
 
 t.test('inproc', async (t) => {
   t.match(chooseHypervisor('inproc', hw), { kind: 'inproc', softwareKvm: false, hardwareVirtualization: true });
-  t.match(chooseHypervisor('inproc', sw), { kind: 'inproc', softwareKvm: true, hardwareVirtualization: false }, 'software KVM: the caller applies host quirks');
+  t.match(chooseHypervisor('inproc', sw), { kind: 'inproc', softwareKvm: true, hardwareVirtualization: false, quirks: 'pvm' }, 'software KVM: the plan names the pvm quirks');
+  t.equal(chooseHypervisor('inproc', hw).quirks, null, 'hardware KVM: no quirks');
   t.equal(chooseHypervisor('inproc', { ...hw, qemuPath: undefined }).kind, 'inproc', 'does not need QEMU');
   t.throws(() => chooseHypervisor('inproc', none), NoKvmForInproc);
 });
@@ -56,4 +59,23 @@ t.test('parsing and construction', async (t) => {
 t.test('findOnPath', async (t) => {
   t.equal(findOnPath('sh', '/nonexistent:/bin'), '/bin/sh');
   t.equal(findOnPath('definitely-not-a-binary-kata', '/bin:/usr/bin'), undefined);
+});
+
+t.test('the factory applies the host-quirks profile, and only it', async (t) => {
+  const inprocSw = chooseHypervisor('inproc', sw);
+  t.equal(resolveQuirks(inprocSw)?.name, 'pvm', "'auto' takes the plan's profile");
+  t.equal(resolveQuirks(inprocSw, 'none'), undefined, "'none' turns it off");
+  t.equal(resolveQuirks(chooseHypervisor('qemu', sw)), undefined, 'qemu+TCG needs none');
+  t.equal(resolveQuirks(chooseHypervisor('qemu', sw), 'pvm')?.name, 'pvm', 'a named profile is applied as asked');
+  t.throws(() => resolveQuirks(inprocSw, 'no-such-profile'), /host-quirks profile 'no-such-profile' is missing/);
+  t.equal(createHypervisor(inprocSw).quirks?.name, 'pvm', 'the hypervisor reports the profile it applies');
+
+  // the profile reaches the command line the backend launches with (QEMU is not found, so it stops there)
+  const plan = { ...chooseHypervisor('qemu', sw), qemuPath: '/nonexistent/qemu-system-x86_64' };
+  const hv = createHypervisor(plan, { quirks: 'pvm' });
+  const kernel = tinyKernelFile();
+  t.teardown(kernel.remove);
+  await hv.createVm({ kernelPath: kernel.path, cmdline: 'console=ttyS0', vcpus: 1, memoryMiB: 64 });
+  await t.rejects(hv.startVm(), QemuNotFound);
+  t.match(hv.cmdline, /^console=ttyS0 .*noint3selftest/, 'quirks appended to the caller\'s command line');
 });

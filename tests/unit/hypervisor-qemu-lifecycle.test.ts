@@ -7,7 +7,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { DeviceKindNotSupported, HotplugNotSupported, HypervisorStateError } from '../../src/hypervisor/interface.js';
-import { exitFromShutdown, exitFromStatus, QemuHypervisor, QemuNotFound, QemuStartFailed, type StartVhostUserBackend } from '../../src/hypervisor/qemu.js';
+import { exitFromShutdown, exitFromStatus, QemuHypervisor, QemuNotFound, QemuStartFailed } from '../../src/hypervisor/qemu.js';
+import type { StartVhostUserBackend } from '../../src/hypervisor/vhost-user.js';
+import { tinyKernelFile } from '../helpers/tiny-kernel.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const fakeJs = join(here, '../helpers/fake-qemu.js');
@@ -16,7 +18,9 @@ t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 const fakeBin = join(dir, 'qemu-system-x86_64');
 writeFileSync(fakeBin, `#!/bin/sh\nexec "${process.execPath}" "${fakeJs}" "$@"\n`);
 chmodSync(fakeBin, 0o755);
-const config = { kernelPath: '/nonexistent/vmlinux', cmdline: 'console=ttyS0', vcpus: 1, memoryMiB: 64 };
+const kernel = tinyKernelFile();
+t.teardown(kernel.remove);
+const config = { kernelPath: kernel.path, cmdline: 'console=ttyS0', vcpus: 1, memoryMiB: 64 };
 
 t.test('exit mapping', async (t) => {
   t.same(exitFromShutdown('guest-reset'), { kind: 'reset' });

@@ -1,7 +1,7 @@
 // The typed KVM wrappers with an injected fake addon: no /dev/kvm needed.
 import t from 'tap';
 
-import { KVM_CAP_IRQFD } from '../../src/kvm/caps.js';
+import { KVM_CAP_IRQFD, REQUIRED_CAPS } from '../../src/kvm/caps.js';
 import { FdClosedError, KvmError, MsrWriteError } from '../../src/kvm/errors.js';
 import { EventFd } from '../../src/kvm/eventfd.js';
 import { Kvm, kvmAvailable } from '../../src/kvm/kvm.js';
@@ -150,4 +150,14 @@ t.test('kvmAvailable explains a missing device', async (t) => {
   const r = kvmAvailable('/nonexistent/kvm', fakeAddon().native);
   t.equal(r.ok, false);
   t.match(r.ok ? '' : r.reason, /\/nonexistent\/kvm is missing: enable virtualization/);
+});
+
+t.test('a KVM without a required capability is refused by name, before any VM is made', async (t) => {
+  const missing = KVM_CAP_IRQFD;
+  const { native } = fakeAddon({ checkExtension: (_fd, cap) => (cap === missing ? 0 : 1) });
+  const kvm = Kvm.open(native);
+  t.throws(() => kvm.requireCapabilities(REQUIRED_CAPS), { name: 'MissingKvmCapability', message: /lacks KVM_CAP_IRQFD \(needed for device interrupts by eventfd\)/ });
+  const { native: all } = fakeAddon({ checkExtension: () => 1 });
+  t.doesNotThrow(() => Kvm.open(all).requireCapabilities(REQUIRED_CAPS), 'every capability present');
+  t.ok(REQUIRED_CAPS.some((c) => c.cap === missing), 'irqfd is one of the required capabilities');
 });

@@ -15,7 +15,7 @@ import type { GuestMemory } from '../../memory/guest-memory.js';
 import { DeviceBroken, type ActivateContext, type Interrupt, type VirtioDevice } from '../device.js';
 import { VIRTIO_ID_NET, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC } from '../ids.js';
 import type { DescriptorChain, SplitQueue } from '../queue.js';
-import { EAGAIN, TapBackend, type NetBackend } from './backend.js';
+import { EAGAIN, type NetBackend } from './backend.js';
 import {
   MAX_FRAME_LEN,
   MIN_RX_FRAME_CAPACITY,
@@ -358,12 +358,4 @@ export class NetDevice implements VirtioDevice {
     for (const [k, v] of this.errors) m[`errors.${k}`] = v;
     return m;
   }
-}
-
-/**
- * The registry's `{ kind: 'net', tap, mac? }`: open tap `tap` (IFF_TAP|IFF_NO_PI|IFF_VNET_HDR, created if it
- * does not exist) on the calling thread, which should be the device worker, and build the device over it.
- */
-export function createNetDevice(spec: { tap: string; mac?: string }): NetDevice {
-  return new NetDevice(spec.mac === undefined ? {} : { mac: spec.mac }, TapBackend.open(spec.tap));
 }
