@@ -145,8 +145,10 @@ function mutations(valid: Uint8Array, rand: () => number, count: number): Uint8A
     const b = Buffer.from(valid);
     const kind = Math.floor(rand() * 4);
     if (kind === 0 && b.length) b[Math.floor(rand() * b.length)] = Math.floor(rand() * 256);
-    else if (kind === 1 && b.length) b[Math.floor(rand() * b.length)] ^= 0x80; // flip continuation bits
-    else if (kind === 2) {
+    else if (kind === 1 && b.length) {
+      const at = Math.floor(rand() * b.length);
+      b[at] = b.readUInt8(at) ^ 0x80; // flip continuation bits
+    } else if (kind === 2) {
       const at = Math.floor(rand() * (b.length + 1));
       out.push(Buffer.concat([b.subarray(0, at), Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f]), b.subarray(at)]));
       continue;

@@ -177,7 +177,7 @@ t.test('guest agent on the host with real runc', { skip }, async (t) => {
   const agent = spawn(agentBin, ['--listen', `unix:${sock}`, '--stdio-listen', `unix:${stdioSock}`, '--state-dir', join(dir, 'state')], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  agent.stderr!.on('data', (b: Buffer) => agentLog.push(b));
+  agent.stderr.on('data', (b: Buffer) => agentLog.push(b));
   const agentExit = new Promise<number | null>((resolve) => agent.once('exit', (code) => resolve(code)));
   t.teardown(async () => {
     if (agent.exitCode === null) {

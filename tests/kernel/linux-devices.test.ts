@@ -155,7 +155,7 @@ t.test('Linux drivers probe virtio-blk (ext4 root), rng, vsock and net in one bo
       if (m) {
         t.equal(m.transport.broken, 0, `${d.name}: never broken`);
         t.equal(m.transport.bugs, 0, `${d.name}: no device bug`);
-        t.ok(m.transport.activations >= 1, `${d.name}: activated`);
+        t.ok((m.transport.activations ?? 0) >= 1, `${d.name}: activated`);
       }
     }
     const blk = s.metrics[BLK]?.device ?? {};

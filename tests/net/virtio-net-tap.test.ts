@@ -77,15 +77,12 @@ t.test('virtio-net <-> Linux tap in a private namespace: ARP, ICMP echo, a frame
     t.fail(`ip netns add ${NS}: ${add.out}`);
     return;
   }
-  let tap: TapBackend | undefined;
-  let rig: ReturnType<typeof makeRig> | undefined;
+  // teardowns run last-registered first: device reset, then tap close, then the namespace
   t.teardown(() => {
-    rig?.dev.reset();
-    tap?.close(); // the tap disappears with its last fd
     ip('netns', 'del', NS);
   });
-
-  tap = TapBackend.open(IFNAME);
+  const tap = TapBackend.open(IFNAME);
+  t.teardown(() => tap.close()); // the tap disappears with its last fd
   t.equal(tap.ifName, IFNAME);
   for (const args of [
     ['link', 'set', IFNAME, 'netns', NS],
@@ -96,7 +93,8 @@ t.test('virtio-net <-> Linux tap in a private namespace: ARP, ICMP echo, a frame
     t.ok(r.ok, `ip ${args.join(' ')} ${r.out}`);
   }
 
-  rig = makeRig(tap);
+  const rig = makeRig(tap);
+  t.teardown(() => rig.dev.reset());
   const dev = rig.dev;
   t.ok(dev.acceptedTunFlags & TUN_F_CSUM, `the tap accepts TUN_F_CSUM (accepted 0x${dev.acceptedTunFlags.toString(16)})`);
   t.ok(dev.availableFeatures & VIRTIO_NET_F_GUEST_CSUM);

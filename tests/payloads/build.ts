@@ -118,9 +118,13 @@ async function sourceHash(dir: string, name: string): Promise<string> {
   return h.digest('hex').slice(0, 16);
 }
 
-/** Builds (or finds in the cache) a payload and returns the path of its ELF image. */
-export async function buildPayloadFile(name: PayloadName | string): Promise<string> {
-  if (!(PAYLOAD_NAMES as readonly string[]).includes(name)) throw new UnknownPayload(name);
+function isPayloadName(name: string): name is PayloadName {
+  return (PAYLOAD_NAMES as readonly string[]).includes(name);
+}
+
+/** Builds (or finds in the cache) a payload and returns the path of its ELF image; UnknownPayload for a name not in PAYLOAD_NAMES. */
+export async function buildPayloadFile(name: string): Promise<string> {
+  if (!isPayloadName(name)) throw new UnknownPayload(name);
   const dir = payloadSourceDir();
   const hash = await sourceHash(dir, name);
   const out = join(cacheDir(), `${name}-${hash}.elf`);
@@ -132,7 +136,7 @@ export async function buildPayloadFile(name: PayloadName | string): Promise<stri
   try {
     const obj = join(work, `${name}.o`);
     const elf = join(work, `${name}.elf`);
-    const c = C_PAYLOADS[name as PayloadName];
+    const c = C_PAYLOADS[name];
     const objs = [obj];
     await run(name, 'as', 'as', ['--64', '-I', dir, '-o', obj, join(dir, c ? c.asm : `${name}.S`)]);
     for (const src of c?.c ?? []) {
@@ -150,7 +154,7 @@ export async function buildPayloadFile(name: PayloadName | string): Promise<stri
 }
 
 /** Builds (or finds in the cache) a payload and returns its ELF bytes. */
-export async function buildPayload(name: PayloadName | string): Promise<Uint8Array> {
+export async function buildPayload(name: string): Promise<Uint8Array> {
   const path = await buildPayloadFile(name);
   return new Uint8Array(await readFile(path));
 }
