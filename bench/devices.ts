@@ -15,8 +15,8 @@
 //
 // Usage: node dist/bench/devices.js [--runs N]   (default 10) -> bench/results/devices.{json,md,svg}
 
-import { mulberry32 } from '../src/virtio/testing/mock-driver.js';
-import { benchVsockThroughput } from '../src/virtio/vsock/throughput.js';
+import { mulberry32 } from '../tests/support/prng.js';
+import { benchVsockThroughput } from './lib/vsock-throughput.js';
 import { closeSync, existsSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { randomFillSync } from 'node:crypto';

@@ -5,8 +5,8 @@
 import { loadNative, type NativeAddon } from '../kvm/native.js';
 import { createDevice } from '../virtio/registry.js';
 import type { VirtioDevice } from '../virtio/device.js';
-import { InProcessVsockHost, type VsockHost } from '../virtio/vsock/host.js';
-import { serveHybridVsock, type HybridVsockServer } from '../virtio/vsock/hybrid.js';
+import { InProcessVsockHost, type VsockHost } from '../virtio/vsock-host/host.js';
+import { serveHybridVsock, type HybridVsockServer } from '../virtio/vsock-host/hybrid.js';
 import { VsockDevice } from '../virtio/vsock/device.js';
 import { VhostUserServer, type ServerIo } from './server.js';
 import type { VhostLog } from './session.js';

@@ -4,6 +4,9 @@
 // MMIO transport activates a device at DRIVER_OK, here it is activated once every ring the front-end
 // started (SET_VRING_KICK) is configured and enabled, and deactivated (device.reset(), the ring positions
 // kept) when the front-end stops a ring (GET_VRING_BASE), reconfigures one or replaces the memory table.
+// Activation, the guard around the device and its broken state are the transport-agnostic DeviceHost
+// (src/virtio/device-host.ts), as on the MMIO path; this file keeps the message protocol, the memory table
+// and the kick/call/err fds.
 //
 // handle() never throws: a malformed or refused message gets a REPLY_ACK failure when the front-end asked
 // for one and negotiated REPLY_ACK (GET_CONFIG: a zero-length reply, as vhost-user.rst says), otherwise
@@ -11,9 +14,10 @@
 // (the ring's err eventfd is signalled; kicks are ignored until the front-end restarts the rings), exactly
 // like DEVICE_NEEDS_RESET on the MMIO path. The process and other devices go on.
 
-import { DeviceBroken, type Interrupt, type VirtioDevice } from '../virtio/device.js';
-import { VIRTIO_F_VERSION_1, VIRTIO_ID_VSOCK, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC } from '../virtio/ids.js';
-import { MAX_QUEUE_SIZE, SplitQueue, ringBytes } from '../virtio/queue.js';
+import { DeviceHost, type RingSetup } from '../virtio/device-host.js';
+import { DeviceBroken, type VirtioDevice } from '../virtio/device.js';
+import { VIRTIO_F_VERSION_1, VIRTIO_ID_VSOCK } from '../virtio/ids.js';
+import { MAX_QUEUE_SIZE, ringBytes } from '../virtio/queue.js';
 import {
   MalformedMessage,
   VhostUserProtocolError,
@@ -114,28 +118,18 @@ export class VhostUserSession {
   private protocolFeatures = 0n;
   private memory: MemoryTable | undefined;
   private readonly rings: Ring[];
-  private active: { queues: SplitQueue[] } | undefined;
-  private broken = false;
+  /** the device, its activation, guard and broken state */
+  private readonly host: DeviceHost;
   private closed = false;
   /** fds of the message being handled that a handler took ownership of */
   private taken = new Set<number>();
   readonly profile: RingProfile;
-  readonly counters: SessionCounters = {
-    messages: 0,
-    failures: 0,
-    kicks: 0,
-    calls: 0,
-    activations: 0,
-    deactivations: 0,
-    broken: 0,
-    bugs: 0,
-    configSignalsDropped: 0,
-  };
+  /** the session's own counts; activations, broken and device bugs are the DeviceHost's */
+  private readonly tally = { messages: 0, failures: 0, kicks: 0, calls: 0, deactivations: 0, bugs: 0, configSignalsDropped: 0 };
   /** message counts by request name */
   readonly byRequest = new Map<string, number>();
   /** why the last message failed or the device went broken (tests, logs) */
   lastError: Error | undefined;
-  private readonly interrupt: Interrupt;
 
   constructor(
     readonly device: VirtioDevice,
@@ -145,10 +139,33 @@ export class VhostUserSession {
   ) {
     this.profile = ringProfile(device);
     this.rings = Array.from({ length: this.profile.queues }, freshRing);
-    this.interrupt = {
-      signalUsed: (q) => this.signalUsed(q),
-      // a config change needs the back-end request channel (BACKEND_REQ), which we do not offer
-      signalConfig: () => void this.counters.configSignalsDropped++,
+    this.host = new DeviceHost(device, {
+      interrupt: {
+        signalUsed: (q) => this.signalUsed(q),
+        // a config change needs the back-end request channel (BACKEND_REQ), which we do not offer
+        signalConfig: () => void this.tally.configSignalsDropped++,
+      },
+      onBroken: (err) => this.onBroken(err),
+      log,
+      logPrefix: 'vhost-user device',
+      brokenMeans: 'rings stopped until the front-end restarts them',
+    });
+  }
+
+  /** Session and device-host counters, in one flat record (bugs: refused messages and device bugs). */
+  get counters(): SessionCounters {
+    const h = this.host.counters;
+    const t = this.tally;
+    return {
+      messages: t.messages,
+      failures: t.failures,
+      kicks: t.kicks,
+      calls: t.calls,
+      activations: h.activations,
+      deactivations: t.deactivations,
+      broken: h.broken,
+      bugs: t.bugs + h.bugs,
+      configSignalsDropped: t.configSignalsDropped,
     };
   }
 
@@ -158,11 +175,11 @@ export class VhostUserSession {
   }
 
   get isActive(): boolean {
-    return this.active !== undefined;
+    return this.host.isActive;
   }
 
   get isBroken(): boolean {
-    return this.broken;
+    return this.host.isBroken;
   }
 
   /** Ring state for tests: [started, enabled, base]. */
@@ -177,7 +194,7 @@ export class VhostUserSession {
       for (const fd of raw.fds) this.io.close(fd);
       return false;
     }
-    this.counters.messages++;
+    this.tally.messages++;
     const name = requestName(raw.request);
     this.byRequest.set(name, (this.byRequest.get(name) ?? 0) + 1);
     this.taken = new Set();
@@ -204,7 +221,7 @@ export class VhostUserSession {
   }
 
   metrics(): Record<string, number> {
-    const m: Record<string, number> = { ...this.counters, active: this.active ? 1 : 0, brokenNow: this.broken ? 1 : 0 };
+    const m: Record<string, number> = { ...this.counters, active: this.host.isActive ? 1 : 0, brokenNow: this.host.isBroken ? 1 : 0 };
     for (const [k, v] of this.byRequest) m[`msg.${k}`] = v;
     return m;
   }
@@ -215,10 +232,10 @@ export class VhostUserSession {
 
   private fail(raw: RawMessage, e: unknown): boolean {
     const err = e instanceof Error ? e : new Error(String(e));
-    this.counters.failures++;
+    this.tally.failures++;
     this.lastError = err;
     const known = err instanceof VhostUserProtocolError || err.name === 'InvalidMemoryTable' || err.name === 'UntranslatableAddress';
-    if (!known) this.counters.bugs++;
+    if (!known) this.tally.bugs++;
     this.log(known ? 'warn' : 'error', `vhost-user ${requestName(raw.request)} refused: ${err.name}: ${err.message}`);
     try {
       if (raw.request === VhostUserRequest.GET_CONFIG) {
@@ -285,7 +302,7 @@ export class VhostUserSession {
           this.rings[i] = freshRing();
         }
         this.features = undefined;
-        this.broken = false;
+        this.host.recover();
         return undefined;
       case 'GET_QUEUE_NUM':
         return encodeU64(BigInt(this.profile.queues));
@@ -306,7 +323,7 @@ export class VhostUserSession {
         this.deactivate(); // keeps every running ring's position in ring.base
         r.started = false;
         this.dropRingFds(r);
-        this.broken = false;
+        this.host.recover();
         this.reconcile();
         return encodeVringState(m.index, r.base);
       }
@@ -341,7 +358,7 @@ export class VhostUserSession {
         return this.getConfig(m.access);
       case 'SET_CONFIG':
         this.requireProtocol(VhostUserProtocolFeature.CONFIG, 'SET_CONFIG');
-        this.guard('config write', () => this.device.writeConfig(m.access.offset, m.access.data));
+    this.host.guard('config write', () => this.device.writeConfig(m.access.offset, m.access.data));
         return undefined;
       case 'unsupported':
         throw new UnsupportedRequest(`${m.name} is not supported by this back-end (offered protocol features: MQ, REPLY_ACK, CONFIG, RESET_DEVICE)`);
@@ -371,7 +388,7 @@ export class VhostUserSession {
     this.deactivate();
     this.memory?.unmap();
     this.memory = table;
-    this.broken = false;
+    this.host.recover();
     this.reconcile();
     return undefined;
   }
@@ -448,12 +465,12 @@ export class VhostUserSession {
   /** A ring setting changes: a running device stops first (positions kept), and a broken one may retry. */
   private reconfigure(): void {
     this.deactivate();
-    this.broken = false;
+    this.host.recover();
   }
 
   /** Activate the device when the started rings are 0..k-1, all configured and enabled. */
   private reconcile(): void {
-    if (this.active !== undefined || this.broken || this.memory === undefined) return;
+    if (this.host.isActive || this.host.isBroken || this.memory === undefined) return;
     let k = 0;
     while (k < this.rings.length && this.rings[k]!.started) k++;
     if (k < this.profile.minQueues) return;
@@ -467,11 +484,8 @@ export class VhostUserSession {
 
   private activate(k: number): void {
     const mem = this.memory!.mem;
-    const features = (this.features ?? 0n) & ~(VHOST_USER_F_PROTOCOL_FEATURES | VHOST_F_LOG_ALL);
-    const eventIdx = (features & VIRTIO_RING_F_EVENT_IDX) !== 0n;
-    const indirect = (features & VIRTIO_RING_F_INDIRECT_DESC) !== 0n;
-    this.guard('activation', () => {
-      const queues: SplitQueue[] = [];
+    this.host.activate(() => {
+      const rings: RingSetup[] = [];
       for (let i = 0; i < k; i++) {
         const r = this.rings[i]!;
         let layout;
@@ -481,39 +495,25 @@ export class VhostUserSession {
           throw new DeviceBroken((e as Error).message);
         }
         const usedIdx = mem.isValidRange(layout.used + 2, 2) ? mem.readU16(layout.used + 2) : 0;
-        queues.push(
-          SplitQueue.create(mem, { size: r.num, descTable: layout.desc, availRing: layout.avail, usedRing: layout.used }, {
-            maxSize: MAX_QUEUE_SIZE,
-            eventIdx,
-            indirect,
-            // vhost: the avail position comes from SET_VRING_BASE, the used index from the ring itself
-            start: { nextAvail: r.base, nextUsed: usedIdx },
-          }),
-        );
+        rings.push({
+          layout: { size: r.num, descTable: layout.desc, availRing: layout.avail, usedRing: layout.used },
+          maxSize: MAX_QUEUE_SIZE,
+          // vhost: the avail position comes from SET_VRING_BASE, the used index from the ring itself
+          start: { nextAvail: r.base, nextUsed: usedIdx },
+        });
       }
-      this.device.activate({ mem, queues, interrupt: this.interrupt, ackedFeatures: features });
-      this.active = { queues };
-      this.counters.activations++;
-      // kicks that came before activation were dropped: look at every ring once
-      for (let i = 0; i < k && this.active !== undefined && !this.broken; i++) this.device.processQueue(i);
+      return { mem, ackedFeatures: (this.features ?? 0n) & ~(VHOST_USER_F_PROTOCOL_FEATURES | VHOST_F_LOG_ALL), rings };
     });
   }
 
   /** Stop the device (if running), remembering each ring's next avail index for GET_VRING_BASE. */
   private deactivate(): void {
-    const a = this.active;
-    if (a === undefined) return;
-    a.queues.forEach((q, i) => {
+    const queues = this.host.deactivate();
+    if (queues === undefined) return;
+    queues.forEach((q, i) => {
       this.rings[i]!.base = q.nextAvail;
     });
-    this.active = undefined;
-    this.counters.deactivations++;
-    try {
-      this.device.reset();
-    } catch (e) {
-      this.counters.bugs++;
-      this.log('error', `vhost-user: device reset threw ${(e as Error).message} (a device bug)`);
-    }
+    this.tally.deactivations++;
   }
 
   private onKick(index: number, fd: number): void {
@@ -529,10 +529,8 @@ export class VhostUserSession {
       }
       return;
     }
-    this.counters.kicks++;
-    const a = this.active;
-    if (a === undefined || this.broken || index >= a.queues.length) return;
-    this.guard(`ring ${index}`, () => this.device.processQueue(index));
+    this.tally.kicks++;
+    this.host.process(index, `ring ${index}`);
   }
 
   private signalUsed(q: number): void {
@@ -544,7 +542,7 @@ export class VhostUserSession {
       return;
     }
     r.callPending = false;
-    this.counters.calls++;
+    this.tally.calls++;
     try {
       this.io.eventfdWrite(fd, 1n);
     } catch (e) {
@@ -552,28 +550,9 @@ export class VhostUserSession {
     }
   }
 
-  /** Run `f`; a failure marks the device broken instead of escaping (cf. DeviceRunner.guard). */
-  private guard(what: string, f: () => void): void {
-    try {
-      f();
-    } catch (e) {
-      const err = e instanceof Error ? e : new Error(String(e));
-      if (!(err instanceof DeviceBroken) && err.name !== 'InvalidQueue') {
-        this.counters.bugs++;
-        this.log('error', `vhost-user device ${this.device.deviceType}: ${what} threw ${err.name}: ${err.message} (a device bug)`);
-      } else {
-        this.log('warn', `vhost-user device ${this.device.deviceType}: ${what}: ${err.message}: rings stopped until the front-end restarts them`);
-      }
-      this.markBroken(err);
-    }
-  }
-
-  private markBroken(err: Error): void {
+  /** The device went broken: tell the front-end through each ring's error eventfd (SET_VRING_ERR). */
+  private onBroken(err: Error): void {
     this.lastError = err;
-    if (this.broken) return;
-    this.broken = true;
-    this.counters.broken++;
-    // tell the front-end through each ring's error eventfd (SET_VRING_ERR)
     for (const r of this.rings) {
       if (r.errFd === undefined) continue;
       try {

@@ -5,7 +5,7 @@
 import { ftruncateSync } from 'node:fs';
 import type { NativeAddon } from '../../src/kvm/native.js';
 import { GuestMemory } from '../../src/memory/guest-memory.js';
-import { MockSplitQueue } from '../../src/virtio/testing/mock-driver.js';
+import { MockSplitQueue } from '../support/virtio/mock-driver.js';
 import {
   decodeHeader,
   encodeMemTable,

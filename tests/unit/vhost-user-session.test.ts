@@ -13,7 +13,7 @@ import { BlockDevice } from '../../src/virtio/blk/device.js';
 import { VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX } from '../../src/virtio/ids.js';
 import { FakeEntropySource } from '../../src/virtio/rng/backend.js';
 import { RngDevice } from '../../src/virtio/rng/device.js';
-import { MockSplitQueue } from '../../src/virtio/testing/mock-driver.js';
+import { MockSplitQueue } from '../support/virtio/mock-driver.js';
 import { FakeVsockBackend } from '../../src/virtio/vsock/backend.js';
 import { VsockDevice } from '../../src/virtio/vsock/device.js';
 import type { VirtioDevice } from '../../src/virtio/device.js';

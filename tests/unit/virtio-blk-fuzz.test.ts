@@ -16,7 +16,7 @@ import {
 } from '../../src/virtio/blk/abi.js';
 import { MemoryBackend } from '../../src/virtio/blk/backend.js';
 import { BlockDevice } from '../../src/virtio/blk/device.js';
-import { fuzzDevice, randInt, type ChainPart, type FuzzDeviceResult, type Rng } from '../../src/virtio/testing/mock-driver.js';
+import { fuzzDevice, randInt, type ChainPart, type FuzzDeviceResult, type Rng } from '../support/virtio/mock-driver.js';
 
 const SECTORS = 128;
 const TYPES = [VIRTIO_BLK_T_IN, VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_FLUSH, VIRTIO_BLK_T_GET_ID, VIRTIO_BLK_T_WRITE_ZEROES, VIRTIO_BLK_T_DISCARD];

@@ -30,7 +30,7 @@ import {
 } from '../../src/virtio/blk/abi.js';
 import { BackendRangeError, BlockImageError, FileBackend, MemoryBackend } from '../../src/virtio/blk/backend.js';
 import { BLK_MAX_WRITE_ZEROES_SECTORS, BLK_SEG_MAX, BlockDevice, InvalidBlockId } from '../../src/virtio/blk/device.js';
-import { MockSplitQueue, type ChainPart } from '../../src/virtio/testing/mock-driver.js';
+import { MockSplitQueue, type ChainPart } from '../support/virtio/mock-driver.js';
 
 const SECTORS = 64; // 32 KiB disk
 

@@ -7,7 +7,7 @@ import { VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX } from '../../src/virtio/id
 import * as R from '../../src/virtio/mmio/regs.js';
 import { CFGW_ENTRIES, TransportState, W_CFGW_DROPPED } from '../../src/virtio/mmio/state.js';
 import { MmioTransport } from '../../src/virtio/mmio/transport.js';
-import { MockSplitQueue } from '../../src/virtio/testing/mock-driver.js';
+import { MockSplitQueue } from '../support/virtio/mock-driver.js';
 import { DeviceRunner } from '../../src/virtio/worker/device-runner.js';
 import { TEST_DEVICE_CONFIG_MAGIC, TEST_DEVICE_F_FOO, TEST_DEVICE_ID, TEST_DEVICE_REPLY, TestDevice } from '../helpers/virtio-test-device.js';
 

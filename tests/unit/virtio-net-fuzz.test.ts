@@ -2,7 +2,7 @@
 // frames and rx buffers, and frames arriving from the host side). Only DeviceBroken may escape the device;
 // fuzzDevice turns anything else (an access outside guest RAM included) into FuzzEscape.
 import t from 'tap';
-import { fuzzDevice, randInt, type ChainPart, type Rng } from '../../src/virtio/testing/mock-driver.js';
+import { fuzzDevice, randInt, type ChainPart, type Rng } from '../support/virtio/mock-driver.js';
 import { PairBackend } from '../../src/virtio/net/backend.js';
 import { NetDevice } from '../../src/virtio/net/device.js';
 import { RX_QUEUE, TX_QUEUE, VIRTIO_NET_F_MAC, VIRTIO_NET_F_MRG_RXBUF, VIRTIO_NET_HDR_LEN } from '../../src/virtio/net/features.js';

@@ -6,7 +6,7 @@ import { GuestMemory } from '../../src/memory/guest-memory.js';
 import type { Interrupt } from '../../src/virtio/device.js';
 import { VIRTIO_F_VERSION_1 } from '../../src/virtio/ids.js';
 import { SplitQueue } from '../../src/virtio/queue.js';
-import { MockSplitQueue } from '../../src/virtio/testing/mock-driver.js';
+import { MockSplitQueue } from '../support/virtio/mock-driver.js';
 import { PairBackend, type NetBackend } from '../../src/virtio/net/backend.js';
 import { NetDevice } from '../../src/virtio/net/device.js';
 import { encodeNetHdr, type VirtioNetHdr } from '../../src/virtio/net/header.js';

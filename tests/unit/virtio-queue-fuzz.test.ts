@@ -22,7 +22,7 @@ import {
   randInt,
   writeFuzzChain,
   type FuzzChainOptions,
-} from '../../src/virtio/testing/mock-driver.js';
+} from '../support/virtio/mock-driver.js';
 import { VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC } from '../../src/virtio/ids.js';
 
 const CHAINS = 1_000_000;

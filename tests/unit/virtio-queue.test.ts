@@ -23,7 +23,7 @@ import {
   vringNeedEvent,
   type Descriptor,
 } from '../../src/virtio/queue.js';
-import { MockSplitQueue } from '../../src/virtio/testing/mock-driver.js';
+import { MockSplitQueue } from '../support/virtio/mock-driver.js';
 import * as ids from '../../src/virtio/ids.js';
 
 const NEXT = VRING_DESC_F_NEXT;

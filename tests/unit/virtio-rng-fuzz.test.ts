@@ -6,7 +6,7 @@ import t from 'tap';
 import type { EntropySource } from '../../src/virtio/rng/backend.js';
 import { RngDevice } from '../../src/virtio/rng/device.js';
 import { RNG_MAX_BYTES_PER_REQUEST } from '../../src/virtio/rng/request.js';
-import { fuzzDevice, randInt, type ChainPart, type Rng } from '../../src/virtio/testing/mock-driver.js';
+import { fuzzDevice, randInt, type ChainPart, type Rng } from '../support/virtio/mock-driver.js';
 
 /** Cheap source that records what it was asked to fill. */
 class CountingSource implements EntropySource {

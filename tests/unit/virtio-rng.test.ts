@@ -9,7 +9,7 @@ import { SplitQueue, VRING_DESC_F_NEXT } from '../../src/virtio/queue.js';
 import { CryptoEntropySource, FakeEntropySource } from '../../src/virtio/rng/backend.js';
 import { RngDevice } from '../../src/virtio/rng/device.js';
 import { RNG_MAX_BYTES_PER_REQUEST, parseRngRequest, NoWritableBuffer, UnexpectedReadableDescriptor } from '../../src/virtio/rng/request.js';
-import { MockSplitQueue } from '../../src/virtio/testing/mock-driver.js';
+import { MockSplitQueue } from '../support/virtio/mock-driver.js';
 
 function rig(opts: { eventIdx?: boolean; source?: FakeEntropySource } = {}) {
   const mem = GuestMemory.anonymous([{ base: 0, size: 1 << 20 }]);

@@ -7,7 +7,7 @@ import { FakeVsockBackend } from '../../src/virtio/vsock/backend.js';
 import { VsockDevice } from '../../src/virtio/vsock/device.js';
 import { VSOCK_HOST_WINDOW } from '../../src/virtio/vsock/host-protocol.js';
 import { encodeHeader, type VsockHeader } from '../../src/virtio/vsock/packet.js';
-import { fuzzDevice, mulberry32, randInt, type ChainPart, type Rng } from '../../src/virtio/testing/mock-driver.js';
+import { fuzzDevice, mulberry32, randInt, type ChainPart, type Rng } from '../support/virtio/mock-driver.js';
 
 const CID = 3;
 const MAX_CONN = 64;

@@ -8,16 +8,12 @@ import type { Duplex } from 'node:stream';
 import t, { type Test } from 'tap';
 import { portVsockBackend, type VsockBackend } from '../../src/virtio/vsock/backend.js';
 import { VsockDevice } from '../../src/virtio/vsock/device.js';
-import { FakeVsockGuest, type RxPacket } from '../../src/virtio/vsock/fake-guest.js';
+import { FakeVsockGuest, type RxPacket } from '../support/virtio/fake-vsock-guest.js';
 import { VSOCK_HOST_WINDOW } from '../../src/virtio/vsock/host-protocol.js';
-import {
-  InProcessVsockHost,
-  VsockConnectError,
-  VsockHost,
-  createVsockChannel,
-  type VsockStream,
-} from '../../src/virtio/vsock/host.js';
-import { parseConnectLine, serveHybridVsock } from '../../src/virtio/vsock/hybrid.js';
+import { VsockConnectError } from '../../src/virtio/vsock-host/errors.js';
+import { InProcessVsockHost, VsockHost, createVsockChannel } from '../../src/virtio/vsock-host/host.js';
+import type { VsockStream } from '../../src/virtio/vsock-host/stream.js';
+import { parseConnectLine, serveHybridVsock } from '../../src/virtio/vsock-host/hybrid.js';
 import { VSOCK_SHUTDOWN_BOTH, VSOCK_SHUTDOWN_SEND, VsockOp } from '../../src/virtio/vsock/packet.js';
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));

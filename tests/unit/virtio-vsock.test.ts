@@ -7,7 +7,7 @@ import { VIRTIO_ID_VSOCK } from '../../src/virtio/ids.js';
 import type { Descriptor } from '../../src/virtio/queue.js';
 import { FakeVsockBackend } from '../../src/virtio/vsock/backend.js';
 import { InvalidGuestCid, VsockDevice, type VsockDeviceOptions } from '../../src/virtio/vsock/device.js';
-import { FakeVsockGuest, type FakeGuestOptions, type RxPacket } from '../../src/virtio/vsock/fake-guest.js';
+import { FakeVsockGuest, type FakeGuestOptions, type RxPacket } from '../support/virtio/fake-vsock-guest.js';
 import {
   BadDstCid,
   BadSrcCid,
@@ -26,7 +26,7 @@ import {
   parseTxPacket,
   type VsockHeader,
 } from '../../src/virtio/vsock/packet.js';
-import { benchVsockThroughput } from '../../src/virtio/vsock/throughput.js';
+import { benchVsockThroughput } from '../../bench/lib/vsock-throughput.js';
 
 const CID = 3;
 const GUEST_PORT = 40000;

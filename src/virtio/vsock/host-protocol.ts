@@ -1,5 +1,6 @@
-// The message protocol between the vsock device (on its device worker) and the host side (VsockHost, in
-// the main thread). It travels over a MessagePort, or over an in-thread link in tests (DESIGN decision 7).
+// The message protocol between the vsock device (on its device worker) and the host side (VsockHost in
+// ../vsock-host/, in the main thread). It travels over a MessagePort, or over an in-thread link in tests
+// (DESIGN decision 7).
 //
 // Connection ids: the host picks ODD ids for connections it opens (`connect`); the device picks EVEN ids
 // for connections the guest opens (`incoming`). Neither side reuses an id. Every connection ends with

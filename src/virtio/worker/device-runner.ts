@@ -1,19 +1,19 @@
 // The device worker's logic, free of any thread or fd: it reconciles the device with the shared transport
 // state when the control eventfd fires (reset epoch, DRIVER_OK -> validate queues and activate, driver
-// config writes) and runs a queue when its ioeventfd fires. Any DeviceBroken (a malformed queue or chain)
-// marks the device DEVICE_NEEDS_RESET and raises a configuration interrupt (virtio 1.2 §2.1.2); any other
-// exception is a bug in the device, handled the same way and logged. The process and other devices go on.
+// config writes) and runs a queue when its ioeventfd fires. The device itself, its activation and the guard
+// around it are the transport-agnostic DeviceHost (../device-host.ts); what is MMIO's is here: a device that
+// goes broken gets DEVICE_NEEDS_RESET and a configuration interrupt (virtio 1.2 §2.1.2), and the process
+// and other devices go on.
 
 import type { GuestMemory } from '../../memory/guest-memory.js';
-import { DeviceBroken, VIRTIO_INT_CONFIG, VIRTIO_INT_USED_RING, type Interrupt, type VirtioDevice } from '../device.js';
-import { VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC, VIRTIO_STATUS_DEVICE_NEEDS_RESET, VIRTIO_STATUS_DRIVER_OK,
-  VIRTIO_STATUS_FAILED } from '../ids.js';
-import { SplitQueue } from '../queue.js';
+import { DeviceHost, type DeviceLog } from '../device-host.js';
+import { DeviceBroken, VIRTIO_INT_CONFIG, VIRTIO_INT_USED_RING, type VirtioDevice } from '../device.js';
+import { VIRTIO_F_VERSION_1, VIRTIO_STATUS_DEVICE_NEEDS_RESET, VIRTIO_STATUS_DRIVER_OK, VIRTIO_STATUS_FAILED } from '../ids.js';
 import type { TransportState } from '../mmio/state.js';
 
 /** Where a device worker's interrupts go (irqfd write in the VMM, a counter in tests). */
 export type IrqLine = () => void;
-export type LogLine = (level: 'warn' | 'error', msg: string) => void;
+export type LogLine = DeviceLog;
 
 export interface RunnerCounters {
   activations: number;
@@ -26,30 +26,56 @@ export interface RunnerCounters {
 }
 
 export class DeviceRunner {
-  private active = false;
-  private broken = false;
   private epoch: number;
-  private queueCount = 0;
-  readonly counters: RunnerCounters = { activations: 0, resets: 0, notifications: 0, interrupts: 0, broken: 0, bugs: 0, configWrites: 0 };
-  /** why the device last went broken (for tests and logs) */
-  lastError: Error | undefined;
-  private readonly interrupt: Interrupt;
+  private readonly host: DeviceHost;
+  /** the MMIO side's own counts; activations, broken and bugs are the DeviceHost's */
+  private readonly tally = { resets: 0, notifications: 0, interrupts: 0, configWrites: 0 };
 
   constructor(
     readonly device: VirtioDevice,
     readonly state: TransportState,
     private readonly mem: GuestMemory,
     private readonly irq: IrqLine,
-    private readonly log: LogLine = () => undefined,
+    log: LogLine = () => undefined,
   ) {
     this.epoch = state.resetEpoch;
-    this.interrupt = {
-      signalUsed: () => this.raise(VIRTIO_INT_USED_RING),
-      signalConfig: () => {
-        this.republishConfig();
-        this.raise(VIRTIO_INT_CONFIG);
+    this.host = new DeviceHost(device, {
+      interrupt: {
+        signalUsed: () => this.raise(VIRTIO_INT_USED_RING),
+        signalConfig: () => {
+          this.republishConfig();
+          this.raise(VIRTIO_INT_CONFIG);
+        },
       },
+      onBroken: () => {
+        this.state.setNeedsReset();
+        // §2.1.2: with DRIVER_OK set, the device MUST send a configuration change notification
+        if (this.state.status & VIRTIO_STATUS_DRIVER_OK) this.raise(VIRTIO_INT_CONFIG);
+      },
+      log,
+      logPrefix: 'virtio device',
+      brokenMeans: 'device needs reset',
+    });
+  }
+
+  /** Transport and device-host counters, in one flat record (the worker's 'metrics' answer). */
+  get counters(): RunnerCounters {
+    const h = this.host.counters;
+    const t = this.tally;
+    return {
+      activations: h.activations,
+      resets: t.resets,
+      notifications: t.notifications,
+      interrupts: t.interrupts,
+      broken: h.broken,
+      bugs: h.bugs,
+      configWrites: t.configWrites,
     };
+  }
+
+  /** why the device last went broken (for tests and logs) */
+  get lastError(): Error | undefined {
+    return this.host.lastError;
   }
 
   /** Publish the device's identity (id, features + VERSION_1, queue sizes, config) into the shared state. */
@@ -63,18 +89,18 @@ export class DeviceRunner {
   }
 
   get isActive(): boolean {
-    return this.active;
+    return this.host.isActive;
   }
 
   get isBroken(): boolean {
-    return this.broken;
+    return this.host.isBroken;
   }
 
   /** The control eventfd fired: catch up with whatever the driver did since (level-triggered, coalescing). */
   onControl(): void {
     for (const w of this.state.takeConfigWrites()) {
-      this.counters.configWrites++;
-      this.guard('config write', () => {
+      this.tally.configWrites++;
+      this.host.guard('config write', () => {
         this.device.writeConfig(w.offset, w.data);
         this.republishConfig();
       });
@@ -92,61 +118,43 @@ export class DeviceRunner {
     }
     const wantsActive = (snap.status & VIRTIO_STATUS_DRIVER_OK) !== 0 &&
       (snap.status & (VIRTIO_STATUS_DEVICE_NEEDS_RESET | VIRTIO_STATUS_FAILED)) === 0;
-    if (wantsActive && !this.active && !this.broken) this.activate(snap.features, snap.queues);
+    if (wantsActive && !this.host.isActive && !this.host.isBroken) this.activate(snap.features, snap.queues);
   }
 
   /** Queue `index`'s ioeventfd fired (already read and cleared by the caller). */
   onQueue(index: number): void {
-    this.counters.notifications++;
-    if (!this.active || this.broken || index >= this.queueCount) return; // before DRIVER_OK / after a failure: ignored
-    this.guard(`queue ${index}`, () => this.device.processQueue(index));
+    this.tally.notifications++;
+    this.host.process(index); // before DRIVER_OK / after a failure / an unknown queue: ignored
   }
 
   /** The VM is going away: leave the device inactive. */
   shutdown(): void {
-    if (this.active) this.guard('reset', () => this.device.reset());
-    this.active = false;
+    this.host.deactivate();
   }
 
   private activate(features: bigint, regs: ReturnType<TransportState['queueRegsLocked']>): void {
-    this.guard('activation', () => {
+    this.host.activate(() => {
       // the queues the driver made ready, which must be the first k (ActivateContext: in queue index order)
       const ready = regs.filter((q) => q.ready).length;
       if (ready === 0) throw new DeviceBroken('DRIVER_OK with no queue ready');
       for (let i = 0; i < ready; i++) {
         if (!regs[i]!.ready) throw new DeviceBroken(`queue ${i} is not ready but queue ${ready} is: queues must be set up in order`);
       }
-      const eventIdx = (features & VIRTIO_RING_F_EVENT_IDX) !== 0n;
-      const indirect = (features & VIRTIO_RING_F_INDIRECT_DESC) !== 0n;
-      const queues = regs.slice(0, ready).map((q, i) =>
-        SplitQueue.create(this.mem, { size: q.size, descTable: q.descTable, availRing: q.availRing, usedRing: q.usedRing }, {
-          maxSize: this.device.queueMaxSizes[i]!,
-          eventIdx,
-          indirect,
-        }),
-      );
-      this.device.activate({
+      return {
         mem: this.mem,
-        queues,
-        interrupt: this.interrupt,
         ackedFeatures: features,
-        fail: (e) => this.markBroken(e),
-      });
-      this.active = true;
-      this.queueCount = ready;
-      this.counters.activations++;
-      // notifications that arrived before DRIVER_OK were dropped: look at every queue once
-      for (let i = 0; i < ready && this.active && !this.broken; i++) this.device.processQueue(i);
+        rings: regs.slice(0, ready).map((q, i) => ({
+          layout: { size: q.size, descTable: q.descTable, availRing: q.availRing, usedRing: q.usedRing },
+          maxSize: this.device.queueMaxSizes[i]!,
+        })),
+      };
     });
   }
 
   private doReset(): void {
-    this.counters.resets++;
-    if (this.active) this.guard('reset', () => this.device.reset());
-    this.active = false;
-    this.broken = false;
-    this.queueCount = 0;
-    this.lastError = undefined;
+    this.tally.resets++;
+    this.host.deactivate();
+    this.host.recover();
     this.republishConfig();
   }
 
@@ -155,35 +163,8 @@ export class DeviceRunner {
   }
 
   private raise(bits: number): void {
-    this.counters.interrupts++;
+    this.tally.interrupts++;
     this.state.raiseIsr(bits);
     this.irq();
-  }
-
-  /** Run `f`; a failure makes the device broken (NEEDS_RESET + config interrupt) instead of escaping. */
-  private guard(what: string, f: () => void): void {
-    try {
-      f();
-    } catch (e) {
-      const err = e instanceof Error ? e : new Error(String(e));
-      // InvalidQueue (queue.ts) is the guest's fault like any DeviceBroken
-      if (!(err instanceof DeviceBroken) && err.name !== 'InvalidQueue') {
-        this.counters.bugs++;
-        this.log('error', `virtio device ${this.device.deviceType}: ${what} threw ${err.name}: ${err.message} (a device bug)`);
-      } else {
-        this.log('warn', `virtio device ${this.device.deviceType}: ${what}: ${err.message}: device needs reset`);
-      }
-      this.markBroken(err);
-    }
-  }
-
-  private markBroken(err: Error): void {
-    this.lastError = err;
-    if (this.broken) return;
-    this.broken = true;
-    this.counters.broken++;
-    this.state.setNeedsReset();
-    // §2.1.2: with DRIVER_OK set, the device MUST send a configuration change notification
-    if (this.state.status & VIRTIO_STATUS_DRIVER_OK) this.raise(VIRTIO_INT_CONFIG);
   }
 }

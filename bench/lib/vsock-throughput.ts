@@ -2,11 +2,11 @@
 // fake guest driver (MockSplitQueue) and a synchronous fake backend. No threads, no MessagePort: this measures
 // the device (packetizing, credit accounting, ring handling, copies into guest memory), not the transport.
 
-import { FakeVsockBackend } from './backend.js';
-import { VsockDevice } from './device.js';
-import { FakeVsockGuest } from './fake-guest.js';
-import { VSOCK_HOST_WINDOW } from './host-protocol.js';
-import { VsockOp } from './packet.js';
+import { FakeVsockBackend } from '../../src/virtio/vsock/backend.js';
+import { VsockDevice } from '../../src/virtio/vsock/device.js';
+import { VSOCK_HOST_WINDOW } from '../../src/virtio/vsock/host-protocol.js';
+import { VsockOp } from '../../src/virtio/vsock/packet.js';
+import { FakeVsockGuest } from '../../tests/support/virtio/fake-vsock-guest.js';
 
 /** offsets in struct virtio_vsock_hdr (include/uapi/linux/virtio_vsock.h) */
 const HDR_LEN = 24;

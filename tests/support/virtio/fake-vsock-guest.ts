@@ -2,11 +2,11 @@
 // MockSplitQueue, posts rx buffers, sends tx packets and reads back what the device wrote. It knows the wire
 // format only (no sockets): tests drive the connection state machine packet by packet.
 
-import { GuestMemory } from '../../memory/guest-memory.js';
-import type { Interrupt } from '../device.js';
-import { SplitQueue } from '../queue.js';
-import { MockSplitQueue, type ChainPart } from '../testing/mock-driver.js';
-import type { VsockDevice } from './device.js';
+import { GuestMemory } from '../../../src/memory/guest-memory.js';
+import type { Interrupt } from '../../../src/virtio/device.js';
+import { SplitQueue } from '../../../src/virtio/queue.js';
+import { MockSplitQueue, type ChainPart } from './mock-driver.js';
+import type { VsockDevice } from '../../../src/virtio/vsock/device.js';
 import {
   VMADDR_CID_HOST,
   VSOCK_HDR_SIZE,
@@ -14,7 +14,7 @@ import {
   decodeHeader,
   encodeHeader,
   type VsockHeader,
-} from './packet.js';
+} from '../../../src/virtio/vsock/packet.js';
 
 export interface FakeGuestOptions {
   queueSize?: number;

@@ -1,8 +1,9 @@
 // Hostile-guest fuzzing: random and adversarial descriptor chains written straight into a mock queue.
 
-import { GuestMemory, type RegionLayout } from '../../memory/guest-memory.js';
-import { MAX_INDIRECT_ENTRIES, VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE, ringBytes } from '../queue.js';
-import { MockSplitQueue, putDesc, randInt, type ChainPart, type Rng } from './mock-driver.js';
+import { GuestMemory, type RegionLayout } from '../../../src/memory/guest-memory.js';
+import { MAX_INDIRECT_ENTRIES, VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE, ringBytes } from '../../../src/virtio/queue.js';
+import { randInt, type Rng } from '../prng.js';
+import { MockSplitQueue, putDesc, type ChainPart } from './mock-driver.js';
 
 /** The kinds of chain writeFuzzChain() produces; VALID_FUZZ_KINDS never make descriptors() throw. */
 export const FUZZ_KINDS = [

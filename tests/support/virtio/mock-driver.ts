@@ -1,12 +1,13 @@
 // A mock virtio driver for tests: lays split-ring descriptor tables, available and used rings into test guest
 // memory the way a guest driver does (virtio 1.2 §2.7.13), reads back what the device returned, and offers raw
 // writes to corrupt the rings. The hostile-guest fuzz helpers shared by the device tests live beside it and are
-// re-exported here: fuzz-chains.ts (random and adversarial chains), fuzz-device.ts (drives a whole VirtioDevice).
+// re-exported here: fuzz-chains.ts (random and adversarial chains), fuzz-device.ts (drives a whole VirtioDevice),
+// with the PRNG they draw from (../prng.ts).
 //
 // A MockSplitQueue is used either through addChain()/publish()/used() (tracked chains) or through the raw
 // fuzz writers (untracked: they overwrite whatever descriptors they pick); do not mix both between resets.
 
-import type { GuestMemory } from '../../memory/guest-memory.js';
+import type { GuestMemory } from '../../../src/memory/guest-memory.js';
 import {
   VRING_AVAIL_F_NO_INTERRUPT,
   VRING_DESC_F_INDIRECT,
@@ -17,27 +18,10 @@ import {
   ringBytes,
   vringNeedEvent,
   type QueueLayout,
-} from '../queue.js';
+} from '../../../src/virtio/queue.js';
 
-/** A deterministic PRNG returning floats in [0, 1). */
-export type Rng = () => number;
-
-/** mulberry32: small, fast, deterministic PRNG (public domain, Tommy Ettinger). */
-export function mulberry32(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Integer in [0, n). */
-export function randInt(rng: Rng, n: number): number {
-  return Math.floor(rng() * n);
-}
+// the PRNG the fuzzers draw from, re-exported with them
+export { mulberry32, randInt, type Rng } from '../prng.js';
 
 /** One buffer of a chain: `data` (its bytes, readable by default) or `len` bytes (writable when `writable`). */
 export interface ChainPart {

@@ -7,7 +7,8 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { VsockHost, VsockStream } from './host.js';
+import type { VsockHost } from './host.js';
+import type { VsockStream } from './stream.js';
 
 /** The longest CONNECT line we read ("CONNECT 4294967295\n" is 19 bytes). */
 const MAX_LINE = 64;

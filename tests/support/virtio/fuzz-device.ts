@@ -1,9 +1,10 @@
 // Whole-device fuzzing: a VirtioDevice driven by random and adversarial chains until a million have gone by.
 
-import { SplitQueue } from '../queue.js';
-import { DeviceBroken, type ActivateContext, type VirtioDevice } from '../device.js';
-import { VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC } from '../ids.js';
-import { align, MockSplitQueue, mulberry32, randInt, type ChainPart, type Rng } from './mock-driver.js';
+import { SplitQueue } from '../../../src/virtio/queue.js';
+import { DeviceBroken, type ActivateContext, type VirtioDevice } from '../../../src/virtio/device.js';
+import { VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC } from '../../../src/virtio/ids.js';
+import { mulberry32, randInt, type Rng } from '../prng.js';
+import { align, MockSplitQueue, type ChainPart } from './mock-driver.js';
 import { FUZZ_KINDS, fuzzMemory, writeFuzzChain, type FuzzChainOptions } from './fuzz-chains.js';
 
 export interface FuzzDeviceOptions {

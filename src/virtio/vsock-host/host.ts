@@ -1,200 +1,32 @@
 // The host side of virtio-vsock, in the VM owner's (main) thread: connections to and from the guest as
 // Node Duplex streams (DESIGN decision 7). It talks to the device worker over a MessagePort using the
-// protocol in host-protocol.ts; InProcessVsockHost runs the same code against a device in this thread.
+// protocol in ../vsock/host-protocol.ts; InProcessVsockHost runs the same code against a device in this
+// thread. The device worker never imports this folder.
 //
 //   const { host, workerPort } = createVsockChannel();     // workerPort → device worker (DeviceContext.hostPort)
 //   const s = await host.connect(1024);                     // host → guest port 1024
 //   const stop = host.listen(5000, (s) => s.pipe(s));       // guest → host port 5000
 
-import { Duplex } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
-import { linkVsockBackend, type VsockBackend } from './backend.js';
+import type { VsockConnectOptions, VsockPort } from '../../contract/vsock-port.js';
+import { linkVsockBackend, type VsockBackend } from '../vsock/backend.js';
 import {
   VSOCK_HOST_WINDOW,
   inThreadLinkPair,
   portLink,
   type DeviceToHost,
   type HostToDevice,
-  type VsockCloseReason,
   type VsockLink,
-} from './host-protocol.js';
-
-/** connect() failed: nothing listens on that guest port, the device is not running, or no answer came. */
-export class VsockConnectError extends Error {
-  override readonly name = 'VsockConnectError';
-  constructor(
-    readonly port: number,
-    readonly reason: VsockCloseReason | 'timeout' | 'host-closed',
-  ) {
-    super(`vsock connect to guest port ${String(port)} failed: ${describe(reason)}`);
-  }
-}
-
-/** An established connection ended abnormally (RST from the guest, protocol error, device reset). */
-export class VsockConnectionReset extends Error {
-  override readonly name = 'VsockConnectionReset';
-  constructor(readonly reason: VsockCloseReason | 'host-closed') {
-    super(`vsock connection reset: ${describe(reason)}`);
-  }
-}
-
-function describe(reason: VsockCloseReason | 'host-closed'): string {
-  switch (reason) {
-    case 'refused':
-      return 'connection refused (nothing listens on that port in the guest)';
-    case 'reset':
-      return 'reset by the guest';
-    case 'closed':
-      return 'closed';
-    case 'protocol':
-      return 'the guest broke the vsock protocol; the device reset the connection';
-    case 'timeout':
-      return 'the guest did not answer in time (is its vsock driver up?)';
-    case 'device-reset':
-      return 'the vsock device was reset or failed';
-    case 'limit':
-      return 'too many vsock connections';
-    case 'overrun':
-      return 'the host wrote past its vsock flow-control window; the device reset the connection';
-    case 'inactive':
-      return 'the vsock device is not running yet (the guest driver has not set DRIVER_OK)';
-    case 'host-closed':
-      return 'the VsockHost was closed';
-  }
-}
+} from '../vsock/host-protocol.js';
+import { VsockConnectError } from './errors.js';
+import { VsockStream, type VsockStreamOwner } from './stream.js';
 
 export interface VsockHostOptions {
   /** connect() gives up after this long (ms; 0 = wait forever). Default 5000. */
   connectTimeoutMs?: number;
   /** host → guest bytes in flight per connection before writes wait (default VSOCK_HOST_WINDOW) */
   window?: number;
-}
-
-/** A vsock connection seen from the host. */
-export class VsockStream extends Duplex {
-  private inflight = 0;
-  private waitingWrite: ((e?: Error | null) => void) | undefined;
-  /** the part of the current write not yet posted to the device */
-  private unsent: Uint8Array | undefined;
-  private pushed = 0;
-  private reported = 0;
-  /** the device said the connection is gone */
-  private gone = false;
-
-  constructor(
-    private readonly owner: VsockHost,
-    /** connection id (host-protocol.ts) */
-    readonly id: number,
-    /** the host-side vsock port (CID 2) */
-    readonly localPort: number,
-    /** the guest's vsock port */
-    readonly remotePort: number,
-    private readonly window: number,
-  ) {
-    super({ allowHalfOpen: true });
-  }
-
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
-    if (this.gone) {
-      cb(new VsockConnectionReset('closed'));
-      return;
-    }
-    if (chunk.length === 0) {
-      cb();
-      return;
-    }
-    // our own copy: the caller may reuse chunk after cb, and it is transferred
-    this.unsent = new Uint8Array(chunk);
-    this.waitingWrite = cb;
-    this.pump();
-  }
-
-  /**
-   * Post what the window allows of the chunk being written, a window-sized piece at a time; the rest waits for
-   * acks (host-protocol.ts: host → guest flow control), so one large write never overruns the device's buffer.
-   */
-  private pump(): void {
-    while (this.unsent !== undefined && this.inflight < this.window) {
-      const n = Math.min(this.unsent.length, this.window - this.inflight);
-      const data = n === this.unsent.length ? this.unsent : this.unsent.slice(0, n);
-      this.unsent = n === this.unsent.length ? undefined : this.unsent.subarray(n);
-      this.inflight += data.length;
-      this.owner.post({ t: 'data', id: this.id, data });
-    }
-    if (this.unsent === undefined && this.inflight < this.window && this.waitingWrite !== undefined) {
-      const w = this.waitingWrite;
-      this.waitingWrite = undefined;
-      w();
-    }
-  }
-
-  override _final(cb: (e?: Error | null) => void): void {
-    if (!this.gone) this.owner.post({ t: 'shutdown', id: this.id });
-    cb();
-  }
-
-  override _read(): void {
-    this.reportConsumed();
-  }
-
-  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
-    if (!this.gone) {
-      this.gone = true;
-      // orderly only when both directions finished; otherwise RST (like closing a socket with unread data)
-      const orderly = err === null && this.writableFinished && this.readableEnded;
-      this.owner.post({ t: 'close', id: this.id, abort: !orderly });
-    }
-    this.owner.forget(this.id);
-    this.unsent = undefined;
-    const w = this.waitingWrite;
-    this.waitingWrite = undefined;
-    w?.(err ?? new VsockConnectionReset('closed'));
-    cb(err);
-  }
-
-  /** bytes from the guest */
-  onData(d: Uint8Array): void {
-    if (this.destroyed) return;
-    this.pushed += d.length;
-    this.push(d);
-  }
-
-  /** the guest took n of our bytes */
-  onAcked(n: number): void {
-    this.inflight -= n;
-    this.pump();
-  }
-
-  onEof(): void {
-    if (!this.destroyed) this.push(null);
-  }
-
-  onClosed(reason: VsockCloseReason): void {
-    this.gone = true;
-    if (this.destroyed) return;
-    if (reason === 'closed') {
-      // orderly: the reader still gets what is buffered, then EOF; our writes have nowhere to go
-      this.push(null);
-      this.unsent = undefined;
-      const w = this.waitingWrite;
-      this.waitingWrite = undefined;
-      w?.();
-      this.end();
-    } else {
-      this.destroy(new VsockConnectionReset(reason));
-    }
-  }
-
-  /** Tell the device how much guest data our reader has taken (credit for the guest). */
-  private reportConsumed(): void {
-    if (this.gone) return;
-    const consumed = this.pushed - this.readableLength;
-    const n = consumed - this.reported;
-    if (n > 0) {
-      this.reported = consumed;
-      this.owner.post({ t: 'consumed', id: this.id, n });
-    }
-  }
 }
 
 interface PendingConnect {
@@ -213,7 +45,7 @@ function isMessagePort(x: MessagePort | HostLink): x is MessagePort {
   return typeof (x as MessagePort).postMessage === 'function';
 }
 
-export class VsockHost {
+export class VsockHost implements VsockPort, VsockStreamOwner {
   private readonly link: HostLink;
   private readonly streams = new Map<number, VsockStream>();
   private readonly connects = new Map<number, PendingConnect>();
@@ -240,7 +72,7 @@ export class VsockHost {
   }
 
   /** Open a connection to guest port `port` (a guest process listening on AF_VSOCK). */
-  connect(port: number, opts: { timeoutMs?: number } = {}): Promise<VsockStream> {
+  connect(port: number, opts: VsockConnectOptions = {}): Promise<VsockStream> {
     if (!Number.isInteger(port) || port < 0 || port > 0xffff_ffff) {
       return Promise.reject(new RangeError(`vsock port ${String(port)} must be an integer from 0 to 4294967295`));
     }
