@@ -14,6 +14,7 @@ import { MessageCodec } from '../../src/agent/proto-codec.js';
 import { AGENT_SERVICE, HEALTH_SERVICE } from '../../src/agent/agent-types.js';
 import { Code, MessageType, decodeRequest, decodeResponse, encodeFrame, encodeRequest, type KeyValue } from '../../src/agent/ttrpc.js';
 import { buildGoPeer, goCall, startGoServer } from '../helpers/ttrpc-go-peer.js';
+import { mulberry32 } from '../support/prng.js';
 
 function buildTool(script: string): string {
   const r = spawnSync('bash', [script], { encoding: 'utf8', timeout: 300_000 });
@@ -126,18 +127,6 @@ t.test('C++-made responses decode with protobufjs', async (t) => {
   t.same({ ...rq, payload: hex(rq.payload) }, { service: AGENT_SERVICE, method: 'WaitProcess', payload: '0a026331', timeout_nano: 30_000_000_000, metadata: [{ key: 'a', value: '1' }, { key: 'a', value: '2' }] });
 });
 
-/** Deterministic PRNG (mulberry32) so a failing input can be reproduced. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function mutations(valid: Uint8Array, rand: () => number, count: number): Uint8Array[] {
   const out: Uint8Array[] = [];
   for (let i = 0; i < valid.length; i++) out.push(valid.subarray(0, i)); // every truncation
@@ -162,7 +151,7 @@ function mutations(valid: Uint8Array, rand: () => number, count: number): Uint8A
 }
 
 t.test('fuzzed inputs end in error lines, never in a crash (ASan + UBSan build)', async (t) => {
-  const rand = rng(0x6b617461);
+  const rand = mulberry32(0x6b617461); // deterministic: a failing input can be reproduced
   for (const v of vectors) {
     const inputs = mutations(codecFor(v.type).encode(v.value), rand, 400);
     const lines = decode(v.type, inputs);
