@@ -9,6 +9,7 @@ import { constants as osConstants } from 'node:os';
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type * as RuntimeApi from '../runtime/api.js';
+import { array, boolean, define, InvalidField, InvalidJson, isPlainObject, object, optional, parseJson, string, validate } from '../runtime/validate.js';
 
 export type OciRuntime = Pick<
   typeof RuntimeApi,
@@ -108,44 +109,58 @@ export function formatList(states: readonly OciState[]): string {
   return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]! + 2))).join('').trimEnd() + '\n').join('');
 }
 
-/** What an OCI process.json (`exec --process`) contributes. */
-interface ProcessFile {
-  args: string[];
-  env?: string[];
-  cwd?: string;
-  terminal?: boolean;
-}
+/** What an OCI process.json (`exec --process`) contributes (runtime-spec config.md "process"). */
+const processFile = object({
+  // args is a non-empty array of strings
+  args: define('a non-empty array of strings', (v, p) => {
+    if (!Array.isArray(v) || v.length === 0 || !v.every((x) => typeof x === 'string')) throw new InvalidField(p, 'must be a non-empty array of strings');
+    return v;
+  }),
+  env: optional(array(string)),
+  cwd: optional(string),
+  terminal: optional(boolean),
+});
 
-function readProcessFile(path: string): ProcessFile {
+function readProcessFile(path: string): { args: string[]; env?: string[]; cwd?: string; terminal?: boolean } {
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
     throw new InvalidArgumentError(`cannot read --process ${path}: ${errorLine(e)}`);
   }
-  const p = raw as Partial<Record<keyof ProcessFile, unknown>>;
-  const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
-  // runtime-spec config.md "process": args is a non-empty array of strings
-  if (typeof raw !== 'object' || raw === null || !strings(p.args) || p.args.length === 0) {
-    throw new InvalidArgumentError(`--process ${path}: "args" must be a non-empty array of strings`);
+  if (!isPlainObject(raw)) throw new InvalidArgumentError(`--process ${path}: "args" must be a non-empty array of strings`);
+  try {
+    return validate(raw, processFile, `--process ${path}`);
+  } catch (e) {
+    const f = e instanceof InvalidJson ? e.field : undefined;
+    if (f) throw new InvalidArgumentError(`--process ${path}: "${f.path}" ${f.problem}`);
+    throw e;
   }
-  if (p.env !== undefined && !strings(p.env)) throw new InvalidArgumentError(`--process ${path}: "env" must be an array of strings`);
-  if (p.cwd !== undefined && typeof p.cwd !== 'string') throw new InvalidArgumentError(`--process ${path}: "cwd" must be a string`);
-  if (p.terminal !== undefined && typeof p.terminal !== 'boolean') throw new InvalidArgumentError(`--process ${path}: "terminal" must be a boolean`);
-  return { args: p.args, env: p.env as string[] | undefined, cwd: p.cwd as string | undefined, terminal: p.terminal as boolean | undefined };
 }
 
 /** runtime-spec's usual default, used when the bundle's config.json cannot be read any more */
 export const DEFAULT_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'];
 
-/** process.env of a bundle's config.json (DEFAULT_ENV when it cannot be read). */
+/** The part of a bundle's config.json that `exec --env` adds to. */
+const bundleProcessEnv = object({ process: optional(object({ env: optional(array(string)) })) });
+
+/**
+ * process.env of a bundle's config.json ([] when it has none; DEFAULT_ENV when the file cannot be read). A
+ * config.json that is not JSON or has a bad process.env is an error naming the file and the field.
+ */
 export function bundleEnv(bundle: string): string[] {
+  const file = resolve(bundle, 'config.json');
+  let text: string;
   try {
-    const spec = JSON.parse(readFileSync(resolve(bundle, 'config.json'), 'utf8')) as { process?: { env?: unknown } };
-    const env = spec.process?.env;
-    return Array.isArray(env) ? env.filter((e): e is string => typeof e === 'string') : [];
+    text = readFileSync(file, 'utf8');
   } catch {
     return DEFAULT_ENV;
+  }
+  try {
+    return parseJson(text, bundleProcessEnv, file).process?.env ?? [];
+  } catch (e) {
+    if (e instanceof InvalidJson) throw new InvalidArgumentError(`${e.message}: fix the bundle's config.json or pass --process`);
+    throw e;
   }
 }
 

@@ -1,9 +1,13 @@
-// Public runtime API called by the OCI command line (src/cli/oci.ts).
+// The runtime API the OCI command line (src/cli/oci.ts) calls: create, start, state, kill, remove (delete), run,
+// exec, ps, list. It holds the client side of each command: checks against the state store (state.ts), the
+// bundle (bundle.ts) and the configuration (config.ts); spawning the detached sandbox process (sandbox-main.ts,
+// which runs a Sandbox) for a new sandbox and a stdio relay (stdio-relay-main.ts) per process; one call per
+// command to the sandbox over its control socket (control.ts); and crash recovery (reaping what a dead
+// sandbox process left).
 // Lifecycle per the OCI runtime spec (runtime.md): create → created, start → running, the process exits →
-// stopped, delete removes it. A sandbox is one VM run by a detached sandbox process (sandbox-main.ts); the
-// first container creates it, containers annotated io.kubernetes.cri.sandbox-id=<first id> join it.
-// state.pid is a per-container host "shim" process (shim-main.ts) that forwards the container's stdio and
-// exits with the container's exit code when it stops (the Kata/containerd-shim model).
+// stopped, delete removes it. The first container creates the sandbox; containers annotated
+// io.kubernetes.cri.sandbox-id=<first id> join it. state.pid is the pid of the container's stdio relay, a host
+// process that forwards the container's stdio and exits with its exit code when it stops.
 
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,10 +17,10 @@ import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { applyAnnotations, ConfigError, loadConfig, type HypervisorSection, type RuntimeConfig } from './config.js';
-import { call, type ControlRequest } from './control.js';
+import { call, execResult, psResult, type ControlRequest } from './control.js';
 import { readBundle, type OciProcess } from './bundle.js';
 import { RuntimeError } from './errors.js';
-import type { SandboxLaunch } from './sandbox-main.js';
+import type { SandboxLaunch } from './launch.js';
 import {
   claimId,
   containerDir,
@@ -26,6 +30,7 @@ import {
   isAlive,
   isValidId,
   listIds,
+  loadContainer,
   OCI_VERSION,
   readContainer,
   readSandbox,
@@ -33,6 +38,7 @@ import {
   sandboxAlive,
   statePath,
   writeContainer,
+  BadStateFile,
   type ContainerRecord,
 } from './state.js';
 
@@ -69,7 +75,7 @@ export const SANDBOX_ID_ANNOTATION = 'io.kubernetes.cri.sandbox-id';
 const execFileP = promisify(execFile);
 const PKG_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const SANDBOX_MAIN = fileURLToPath(new URL('./sandbox-main.js', import.meta.url));
-const SHIM_MAIN = fileURLToPath(new URL('./shim-main.js', import.meta.url));
+const RELAY_MAIN = fileURLToPath(new URL('./stdio-relay-main.js', import.meta.url));
 
 function rootOf(o: RuntimeOptions): string {
   return o.root || DEFAULT_ROOT;
@@ -90,7 +96,13 @@ function config(o: RuntimeOptions): RuntimeConfig {
 
 function mustRead(o: RuntimeOptions, id: string): ContainerRecord {
   checkId(id);
-  const r = readContainer(rootOf(o), id);
+  let r: ContainerRecord | undefined;
+  try {
+    r = loadContainer(rootOf(o), id);
+  } catch (e) {
+    if (e instanceof BadStateFile) throw new RuntimeError('INVALID', `${e.message}: remove the container with \`kata-ts delete --force ${id}\``);
+    throw e;
+  }
   if (!r) throw new RuntimeError('NOT_FOUND', `container '${id}' does not exist: see \`kata-ts list\``);
   return r;
 }
@@ -215,7 +227,7 @@ async function spawnSandbox(o: RuntimeOptions, root: string, sid: string, cfg: R
   }
 }
 
-interface ShimOptions {
+interface RelayOptions {
   sock: string;
   id: string;
   exec: string;
@@ -224,15 +236,16 @@ interface ShimOptions {
   detached: boolean;
 }
 
-async function spawnShim(s: ShimOptions): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [SHIM_MAIN, s.sock, s.id, s.exec || '-', s.tty ? '1' : '0', '1'], {
+/** Starts the stdio relay of one process (stdio-relay-main.ts); resolves once its streams are bound. */
+async function spawnRelay(s: RelayOptions): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [RELAY_MAIN, s.sock, s.id, s.exec || '-', s.tty ? '1' : '0', '1'], {
     detached: s.detached,
     stdio: [s.stdio.stdin, s.stdio.stdout, s.stdio.stderr, 'pipe'],
   });
   const answer = await readLineFrom(child.stdio[3] as Readable, 60_000);
   if (answer !== 'ready') {
     child.kill('SIGKILL');
-    throw new RuntimeError('INTERNAL', `the stdio shim of ${s.id} failed: ${answer.replace(/^error /, '')}`);
+    throw new RuntimeError('INTERNAL', `the stdio relay of ${s.id} failed: ${answer.replace(/^error /, '')}`);
   }
   if (s.detached) child.unref();
   return child;
@@ -287,9 +300,9 @@ async function createInternal(
     const sock = controlSocketPath(root, sid);
     const req: ControlRequest = { op: 'create', id, bundle: b.dir, rootfs: b.rootfs, spec: b.spec, annotations: b.annotations };
     await call(sock, req, 120_000);
-    const shim = await spawnShim({ sock, id, exec: '', tty: false, stdio: a.stdio, detached });
-    if (a.pidFile) writeFileSync(a.pidFile, String(shim.pid));
-    return shim;
+    const relay = await spawnRelay({ sock, id, exec: '', tty: false, stdio: a.stdio, detached });
+    if (a.pidFile) writeFileSync(a.pidFile, String(relay.pid));
+    return relay;
   } catch (e) {
     if (joining) {
       await call(controlSocketPath(root, sid), { op: 'delete', id, force: true }, 30_000).catch(() => undefined);
@@ -316,9 +329,16 @@ export async function start(o: RuntimeOptions, id: string): Promise<void> {
   await call(ctl(o, rec), { op: 'start', id }, 120_000);
 }
 
-export async function state(o: RuntimeOptions, id: string): Promise<OciState> {
-  const rec = mustRead(o, id);
-  return toOci(rec, sandboxAlive(rootOf(o), rec.sandboxId));
+/** Synchronous work behind the async API: a throw becomes a rejection, as from an async function. */
+function later<T>(fn: () => T): Promise<T> {
+  return new Promise((resolve) => resolve(fn()));
+}
+
+export function state(o: RuntimeOptions, id: string): Promise<OciState> {
+  return later(() => {
+    const rec = mustRead(o, id);
+    return toOci(rec, sandboxAlive(rootOf(o), rec.sandboxId));
+  });
 }
 
 function toOci(rec: ContainerRecord, alive: boolean): OciState {
@@ -390,8 +410,8 @@ export async function remove(o: RuntimeOptions, id: string, force?: boolean): Pr
 
 /** create + start + wait + delete; resolves with the container's exit code. */
 export async function run(o: RuntimeOptions, id: string, a: { bundle: string; stdio: StdioFds }): Promise<number> {
-  const shim = await createInternal(o, id, a, false);
-  const exited = new Promise<number>((resolve) => shim.once('exit', (code, sig) => resolve(code ?? (sig ? 128 + signalNumber(sig) : 255))));
+  const relay = await createInternal(o, id, a, false);
+  const exited = new Promise<number>((resolve) => relay.once('exit', (code, sig) => resolve(code ?? (sig ? 128 + signalNumber(sig) : 255))));
   try {
     await start(o, id);
   } catch (e) {
@@ -419,7 +439,7 @@ export async function exec(
   if (st !== 'running') throw new RuntimeError('STATE', `container '${id}' is ${st}: exec needs a running container`);
   let base: OciProcess = {};
   try {
-    base = (readBundle(rec.bundle).spec['process'] as OciProcess | undefined) ?? {};
+    base = readBundle(rec.bundle).process;
   } catch {
     // the bundle may be gone after create; use defaults
   }
@@ -431,23 +451,25 @@ export async function exec(
     user: base.user ?? { uid: 0, gid: 0 },
   };
   const sock = ctl(o, rec);
-  const r = (await call(sock, { op: 'exec', id, process: proc }, 60_000)) as { exec: string };
-  const shim = await spawnShim({ sock, id, exec: r.exec, tty: a.tty, stdio: a.stdio, detached: false });
-  return new Promise<number>((resolve) => shim.once('exit', (code, sig) => resolve(code ?? (sig ? 128 + signalNumber(sig) : 255))));
+  const r = await call(sock, { op: 'exec', id, process: proc }, 60_000, execResult);
+  const relay = await spawnRelay({ sock, id, exec: r.exec, tty: a.tty, stdio: a.stdio, detached: false });
+  return new Promise<number>((resolve) => relay.once('exit', (code, sig) => resolve(code ?? (sig ? 128 + signalNumber(sig) : 255))));
 }
 
 export async function ps(o: RuntimeOptions, id: string): Promise<number[]> {
   const rec = mustRead(o, id);
   if (!sandboxAlive(rootOf(o), rec.sandboxId)) return [];
-  return (await call(ctl(o, rec), { op: 'ps', id }, 30_000)) as number[];
+  return call(ctl(o, rec), { op: 'ps', id }, 30_000, psResult);
 }
 
-export async function list(o: RuntimeOptions): Promise<OciState[]> {
-  const root = rootOf(o);
-  const out: OciState[] = [];
-  for (const id of listIds(root)) {
-    const rec = readContainer(root, id);
-    if (rec) out.push(toOci(rec, sandboxAlive(root, rec.sandboxId)));
-  }
-  return out;
+export function list(o: RuntimeOptions): Promise<OciState[]> {
+  return later(() => {
+    const root = rootOf(o);
+    const out: OciState[] = [];
+    for (const id of listIds(root)) {
+      const rec = readContainer(root, id);
+      if (rec) out.push(toOci(rec, sandboxAlive(root, rec.sandboxId)));
+    }
+    return out;
+  });
 }

@@ -1,8 +1,10 @@
-// Reading an OCI bundle (runtime-spec bundle.md): <bundle>/config.json and the root filesystem it names.
+// Reading an OCI bundle (runtime-spec bundle.md): <bundle>/config.json and the root filesystem it names. The
+// fields the host uses are checked (validate.ts) with messages that name the file and the field.
 
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { RuntimeError } from './errors.js';
+import { array, boolean, define, int, InvalidField, isPlainObject, object, optional, record, string, type Check } from './validate.js';
 
 export interface Bundle {
   /** absolute bundle directory */
@@ -12,6 +14,8 @@ export interface Bundle {
   rootfs: string;
   annotations: Record<string, string>;
   terminal: boolean;
+  /** the checked process fields the host uses (exec takes env, cwd and user from it) */
+  process: OciProcess;
 }
 
 export interface OciProcess {
@@ -20,6 +24,33 @@ export interface OciProcess {
   env?: string[];
   cwd?: string;
   user?: { uid: number; gid: number; additionalGids?: number[] };
+}
+
+const uint32 = int(0, 0xffffffff);
+const userSchema = object({ uid: uint32, gid: uint32, additionalGids: optional(array(uint32)) });
+
+/** The parts of config.json (runtime-spec config.md) the host reads; the rest goes to the guest agent as it is. */
+const processSchema = object({
+  terminal: optional(boolean),
+  args: define('a non-empty array of strings', (v, p) => {
+    if (!Array.isArray(v) || v.length === 0 || !v.every((a) => typeof a === 'string')) throw new InvalidField(p, 'must be a non-empty array of strings');
+    return v;
+  }),
+  env: optional(array(string)),
+  cwd: optional(string),
+  // checked, then passed on whole (username, umask... reach the agent as written)
+  user: optional(define(userSchema.expected, (v, p) => (userSchema(v, p), v as OciProcess['user']))),
+});
+const rootSchema = object({ path: optional(string), readonly: optional(boolean) });
+
+/** `spec[key]` checked by `c`; an InvalidField becomes `<config.json>: <field> <problem>[: hint]`. */
+function field<T>(cfgPath: string, spec: Record<string, unknown>, key: string, c: Check<T>, hint = ''): T {
+  try {
+    return c(spec[key], key);
+  } catch (e) {
+    if (e instanceof InvalidField) throw new RuntimeError('INVALID', `${cfgPath}: ${e.path} ${e.problem}${hint}`);
+    throw e;
+  }
 }
 
 export function readBundle(bundleArg: string): Bundle {
@@ -32,26 +63,14 @@ export function readBundle(bundleArg: string): Bundle {
   } catch (e) {
     throw new RuntimeError('INVALID', `${cfgPath} is not valid JSON (${(e as Error).message}): fix the file`);
   }
-  if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new RuntimeError('INVALID', `${cfgPath} must hold a JSON object (the OCI runtime spec)`);
-  const s = spec as Record<string, unknown>;
+  if (!isPlainObject(spec)) throw new RuntimeError('INVALID', `${cfgPath} must hold a JSON object (the OCI runtime spec)`);
   // config.md: root.path is required on Linux; relative paths are relative to the bundle
-  const root = s['root'] as { path?: unknown } | undefined;
-  if (typeof root?.path !== 'string' || root.path === '') throw new RuntimeError('INVALID', `${cfgPath}: root.path is missing: name the bundle's root filesystem directory (usually "rootfs")`);
+  const root = field(cfgPath, spec, 'root', optional(rootSchema));
+  if (root?.path === undefined || root.path === '') throw new RuntimeError('INVALID', `${cfgPath}: root.path is missing: name the bundle's root filesystem directory (usually "rootfs")`);
   const rootfs = isAbsolute(root.path) ? root.path : join(dir, root.path);
   if (!existsSync(rootfs) || !statSync(rootfs).isDirectory()) throw new RuntimeError('INVALID', `the bundle's root filesystem ${rootfs} does not exist or is not a directory: create it or fix root.path in ${cfgPath}`);
-  const proc = s['process'] as OciProcess | undefined;
-  if (typeof proc !== 'object' || proc === null) throw new RuntimeError('INVALID', `${cfgPath}: process is missing: the container needs process.args`);
-  if (!Array.isArray(proc.args) || proc.args.length === 0 || !proc.args.every((a) => typeof a === 'string')) {
-    throw new RuntimeError('INVALID', `${cfgPath}: process.args must be a non-empty array of strings`);
-  }
-  const ann = s['annotations'];
-  const annotations: Record<string, string> = {};
-  if (ann !== undefined) {
-    if (typeof ann !== 'object' || ann === null || Array.isArray(ann)) throw new RuntimeError('INVALID', `${cfgPath}: annotations must be an object of strings`);
-    for (const [k, v] of Object.entries(ann)) {
-      if (typeof v !== 'string') throw new RuntimeError('INVALID', `${cfgPath}: annotation ${k} must be a string`);
-      annotations[k] = v;
-    }
-  }
-  return { dir, spec: s, rootfs, annotations, terminal: proc.terminal === true };
+  if (spec['process'] === undefined || spec['process'] === null) throw new RuntimeError('INVALID', `${cfgPath}: process is missing: the container needs process.args`);
+  const proc = field(cfgPath, spec, 'process', processSchema);
+  const annotations = field(cfgPath, spec, 'annotations', optional(record(string))) ?? {};
+  return { dir, spec, rootfs, annotations, terminal: proc.terminal === true, process: proc };
 }

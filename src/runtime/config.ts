@@ -137,7 +137,7 @@ function isTable(v: unknown): v is Record<string, unknown> {
 export function parseConfig(text: string, file: string): RuntimeConfig {
   let doc: Record<string, unknown>;
   try {
-    doc = parse(text) as Record<string, unknown>;
+    doc = parse(text);
   } catch (e) {
     if (e instanceof TomlError) throw new ConfigError(file, e.line, `invalid TOML: ${e.message.split('\n')[0]!}`);
     throw new ConfigError(file, undefined, `invalid TOML: ${(e as Error).message}`);

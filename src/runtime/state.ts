@@ -3,11 +3,13 @@
 //   <root>/<sid>/sandbox.json   the sandbox's record (SandboxRecord), in the directory of the sandbox's first container
 //   <root>/<sid>/control.sock   the sandbox process's control socket (control.ts)
 //   <root>/<sid>/disk-<n>.img   the rootfs block images attached to the VM
-// Files are replaced atomically (write a temp file, rename). Liveness of recorded pids is checked against the
-// process start time in /proc/<pid>/stat (field 22) so a reused pid is not mistaken for ours.
+// Files are replaced atomically (write a temp file, rename) and checked field by field when read (validate.ts).
+// Liveness of recorded pids is checked against the process start time in /proc/<pid>/stat (field 22) so a
+// reused pid is not mistaken for ours.
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { int, InvalidJson, nonEmptyString, object, oneOf, optional, parseJson, record, string, type Check } from './validate.js';
 
 export const OCI_VERSION = '1.0.2';
 export const DEFAULT_ROOT = '/run/kata-ts';
@@ -24,7 +26,7 @@ export interface ContainerRecord {
   ociVersion: string;
   id: string;
   status: ContainerStatus;
-  /** host pid of the container's shim (exits when the container's init exits); 0 until known */
+  /** host pid of the container's stdio relay (stdio-relay-main.ts; exits when the container's init exits); 0 until known */
   pid: number;
   pidStart: number;
   bundle: string;
@@ -46,6 +48,39 @@ export interface SandboxRecord {
   /** TMPDIR of the sandbox process (QEMU's work dir lives there) */
   tmpDir: string;
   created: string;
+}
+
+const count = int(0);
+
+export const containerRecord: Check<ContainerRecord> = object({
+  ociVersion: string,
+  id: nonEmptyString,
+  status: oneOf('creating', 'created', 'running', 'stopped'),
+  pid: count,
+  pidStart: count,
+  bundle: string,
+  annotations: optional(record(string)),
+  sandboxId: nonEmptyString,
+  created: string,
+  exitCode: optional(int(0, 255)),
+  slot: optional(count),
+});
+
+export const sandboxRecord: Check<SandboxRecord> = object({
+  id: nonEmptyString,
+  pid: int(1),
+  pidStart: count,
+  hypervisor: string,
+  tmpDir: string,
+  created: string,
+});
+
+/** A state file that exists but does not hold a valid record; the message names the file and the field. */
+export class BadStateFile extends Error {
+  constructor(readonly path: string, detail: string) {
+    super(detail);
+    this.name = 'BadStateFile';
+  }
 }
 
 /** OCI runtime spec / runc: ids are [A-Za-z0-9_.-]; the agent (agent.proto) also limits them to 1..64 bytes, no leading '.' */
@@ -72,23 +107,47 @@ function writeAtomic(path: string, value: unknown): void {
   renameSync(tmp, path);
 }
 
-function readJson<T>(path: string): T | undefined {
+/** The checked record in `path`; undefined when the file does not exist; BadStateFile when it is malformed. */
+function loadJson<T>(path: string, c: Check<T>, what: string): T | undefined {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    throw new BadStateFile(path, `cannot read ${what} ${path}: ${(e as Error).message}`);
   }
   try {
-    return JSON.parse(text) as T;
-  } catch {
-    return undefined; // torn or foreign file: treated as absent (delete removes the directory)
+    return parseJson(text, c, `${what} ${path}`);
+  } catch (e) {
+    if (e instanceof InvalidJson) throw new BadStateFile(path, e.message);
+    throw e;
   }
 }
 
+/** Lenient: a missing, unreadable or malformed file reads as absent (listing, liveness, cleanup). */
+function readLenient<T>(read: () => T | undefined): T | undefined {
+  try {
+    return read();
+  } catch (e) {
+    if (e instanceof BadStateFile) return undefined; // delete removes such a directory
+    throw e;
+  }
+}
+
+/**
+ * The container's record; undefined when it has none. Throws BadStateFile (naming the file and the bad field)
+ * when state.json is malformed or belongs to another id.
+ */
+export function loadContainer(root: string, id: string): ContainerRecord | undefined {
+  const path = statePath(root, id);
+  const r = loadJson(path, containerRecord, 'state file');
+  if (r && r.id !== id) throw new BadStateFile(path, `state file ${path}: field id is ${JSON.stringify(r.id)}, not ${JSON.stringify(id)}`);
+  return r;
+}
+
+/** The container's record, or undefined when it has none or a malformed one (never trusted). */
 export function readContainer(root: string, id: string): ContainerRecord | undefined {
-  const r = readJson<ContainerRecord>(statePath(root, id));
-  return r && r.id === id ? r : undefined;
+  return readLenient(() => loadContainer(root, id));
 }
 
 export function writeContainer(root: string, rec: ContainerRecord): void {
@@ -96,8 +155,14 @@ export function writeContainer(root: string, rec: ContainerRecord): void {
   writeAtomic(statePath(root, rec.id), rec);
 }
 
+/** The sandbox's record; undefined when it has none; BadStateFile when sandbox.json is malformed. */
+export function loadSandbox(root: string, sid: string): SandboxRecord | undefined {
+  return loadJson(sandboxPath(root, sid), sandboxRecord, 'sandbox file');
+}
+
+/** The sandbox's record, or undefined when it has none or a malformed one. */
 export function readSandbox(root: string, sid: string): SandboxRecord | undefined {
-  return readJson<SandboxRecord>(sandboxPath(root, sid));
+  return readLenient(() => loadSandbox(root, sid));
 }
 
 export function writeSandbox(root: string, rec: SandboxRecord): void {
@@ -156,7 +221,7 @@ export function isAlive(pid: number, start: number): boolean {
   return s !== undefined && (start === 0 || s === start);
 }
 
-/** The status a reader should report: a running/created container whose shim or sandbox is gone has stopped. */
+/** The status a reader should report: a running/created container whose stdio relay or sandbox is gone has stopped. */
 export function effectiveStatus(rec: ContainerRecord, sandboxAlive: boolean): ContainerStatus {
   if (rec.status === 'stopped') return 'stopped';
   if (!sandboxAlive) return 'stopped';

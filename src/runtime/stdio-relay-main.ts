@@ -1,14 +1,16 @@
-// The per-process host shim: `node dist/src/runtime/shim-main.js <control.sock> <container-id> <exec-id|-> <tty 0|1> <stdin 0|1>`.
-// Spawned by the CLI with the caller's stdio as its fds 0/1/2 (detached for `create`, so it outlives the CLI).
-// It forwards the guest process's stdout/stderr to fds 1/2 and fd 0 to its stdin over the sandbox's control
-// socket (`attach`), and exits with the process's exit code once the process has exited and its output has
-// drained. Its pid is the container's `state.pid`: its exit means the container stopped. If the sandbox
-// process goes away the shim exits 255.
+// The stdio relay of one container process:
+//   node dist/src/runtime/stdio-relay-main.js <control.sock> <container-id> <exec-id|-> <tty 0|1> <stdin 0|1>
+// Spawned by the CLI (api.ts) with the caller's stdio as its fds 0/1/2 (detached for `create`, so it outlives the
+// CLI). It forwards the guest process's stdout/stderr to fds 1/2 and fd 0 to its stdin over the sandbox's control
+// socket (`attach`), announces itself (`relay`), and exits with the process's exit code once the process has
+// exited and its output has drained. The relay of a container's init process is the container's `state.pid`:
+// its exit means the container stopped. If the sandbox process goes away it exits 255.
+// (Not a containerd shim: that is src/shim/, which speaks containerd's shim v2 API.)
 // Readiness: "ready\n" or "error <message>\n" on fd 3 (a pipe to the spawning CLI), once every stream is bound.
 
 import { closeSync, writeSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { open, readLine, type StreamName } from './control.js';
+import { checkResult, exitResult, open, parseReply, readLine, type StreamName } from './control.js';
 
 const [sock, id, execArg, ttyArg, stdinArg] = process.argv.slice(2);
 const exec = execArg === '-' ? '' : (execArg ?? '');
@@ -38,7 +40,7 @@ async function main(): Promise<void> {
   const out = await attach('stdout');
   const err = tty ? undefined : await attach('stderr');
   const inp = withStdin ? await attach('stdin') : undefined;
-  const waiter = await open(sock!, { op: 'shim', id: id!, exec, pid: process.pid });
+  const waiter = await open(sock!, { op: 'relay', id: id!, exec, pid: process.pid });
   outputs.push(drained(out, process.stdout));
   if (err) outputs.push(drained(err, process.stderr));
   if (inp) {
@@ -50,11 +52,11 @@ async function main(): Promise<void> {
   ready('ready');
   let code = 255;
   try {
-    const line = await readLine(waiter);
-    const r = JSON.parse(line) as { ok: boolean; result?: { exitCode?: number } };
-    if (typeof r.result?.exitCode === 'number') code = r.result.exitCode;
+    const r = parseReply(await readLine(waiter), "'relay'");
+    if (r.ok) code = checkResult(r.result, exitResult, "'relay'").exitCode;
   } catch {
-    // the sandbox process went away: the container is gone
+    // the sandbox process went away (the container is gone) or answered a malformed line: exit 255. Nothing is
+    // written: fds 1/2 belong to the container's output.
   }
   await Promise.race([Promise.all(outputs), new Promise((r) => setTimeout(r, 5000))]);
   if (tty && process.stdin.isTTY) process.stdin.setRawMode(false);

@@ -73,7 +73,7 @@ t.test('pid liveness uses the /proc start time', async (t) => {
   t.notOk(isAlive(process.pid, me! + 1), 'same pid, other start time: not ours');
   t.ok(isAlive(process.pid, 0), 'start 0 = any process with that pid');
   const r = spawnSync('true');
-  t.notOk(isAlive(r.pid!, 0), 'an exited child is not alive');
+  t.notOk(isAlive(r.pid, 0), 'an exited child is not alive');
   t.notOk(isAlive(0, 0));
   t.notOk(isAlive(-1, 0));
   const c = spawn('sh', ['-c', 'exit 0']);
@@ -82,7 +82,7 @@ t.test('pid liveness uses the /proc start time', async (t) => {
   t.notOk(isAlive(c.pid!, 0), 'an exited child is not alive');
 });
 
-t.test('effectiveStatus: a dead sandbox or a dead shim means stopped', async (t) => {
+t.test('effectiveStatus: a dead sandbox or a dead stdio relay means stopped', async (t) => {
   const start = processStart(process.pid)!;
   t.equal(effectiveStatus(rec('x', { status: 'running', pid: process.pid, pidStart: start }), true), 'running');
   t.equal(effectiveStatus(rec('x', { status: 'running', pid: process.pid, pidStart: start }), false), 'stopped');

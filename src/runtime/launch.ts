@@ -1,0 +1,63 @@
+// The sandbox process's launch settings: the CLI (api.ts) writes them as one JSON argument of
+// `node sandbox-main.js '<SandboxLaunch JSON>'`; sandbox-main.ts checks them field by field (a bad field is a
+// one-line error on the readiness pipe) and hands the Sandbox its part.
+
+import type { HypervisorChoice } from '../hypervisor/factory.js';
+import type { LogFormat } from './log.js';
+import { int, nonEmptyString, object, oneOf, parseJson, string, type Check } from './validate.js';
+
+/** What a Sandbox (sandbox.ts) needs to boot its VM and keep its state. */
+export interface SandboxSettings {
+  /** the state root (runtime option --root) */
+  root: string;
+  /** the sandbox id: its first container's id */
+  sid: string;
+  /** the --hypervisor choice, as recorded in sandbox.json */
+  hypervisor: HypervisorChoice;
+  kernel: string;
+  initrd: string;
+  /** the kernel command line as configured; the hypervisor adds its host-quirks profile */
+  cmdline: string;
+  vcpus: number;
+  memoryMiB: number;
+  /** spare virtio-blk disks, one per container rootfs */
+  slots: number;
+  slotSizeMiB: number;
+  dialTimeoutMs: number;
+  requestTimeoutMs: number;
+  /** TMPDIR of the sandbox (QEMU's work dir); removed at shutdown */
+  tmpDir: string;
+}
+
+/** The launch JSON: the Sandbox's settings and what the entry script uses to pick the hypervisor and log. */
+export interface SandboxLaunch extends SandboxSettings {
+  /** [hypervisor.qemu] path */
+  qemuPath: string;
+  logFormat: LogFormat;
+}
+
+const positive = int(1);
+
+export const sandboxLaunch: Check<SandboxLaunch> = object({
+  root: nonEmptyString,
+  sid: nonEmptyString,
+  hypervisor: oneOf('inproc', 'qemu', 'auto'),
+  qemuPath: string,
+  kernel: nonEmptyString,
+  initrd: nonEmptyString,
+  cmdline: string,
+  vcpus: positive,
+  memoryMiB: positive,
+  // virtio-blk names vda..vdz (rootfs-image.ts guestDisk)
+  slots: int(1, 26),
+  slotSizeMiB: positive,
+  dialTimeoutMs: positive,
+  requestTimeoutMs: positive,
+  logFormat: oneOf('text', 'json'),
+  tmpDir: nonEmptyString,
+});
+
+/** The launch JSON from argv; InvalidJson naming the bad field otherwise. */
+export function parseLaunch(text: string): SandboxLaunch {
+  return parseJson(text, sandboxLaunch, 'sandbox launch settings');
+}

@@ -1,0 +1,415 @@
+// A sandbox: one VM (through the Hypervisor interface only) with the guest agent in it, and the containers it
+// runs. It boots the VM, reaches the agent (an AgentConnector), keeps the container table (container.ts),
+// serves the control protocol (control.ts) on <root>/<sid>/control.sock, writes each container's state.json on
+// every transition and sandbox.json at boot, and shuts down after its last container is deleted, when the VM
+// exits, or when asked (DestroySandbox powers the VM off; stopVm if it does not).
+// The sandbox process (sandbox-main.ts) runs one; tests run one in-process against a fake hypervisor and agent.
+//
+// Container rootfs: the VM gets `slots` virtio-blk disks at boot (no hotplug yet, interface.ts): sparse files of
+// slotSizeMiB. `create` fills a free slot with the bundle's rootfs (rootfs-image.ts) and the agent mounts it.
+
+import { closeSync, createWriteStream, mkdirSync, openSync, rmSync, truncateSync, type WriteStream } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { AGENT_STDIO_PORT, StreamKind, bindStdioStream, type AgentClient } from '../agent/index.js';
+import type { Hypervisor } from '../hypervisor/interface.js';
+import { vsockAgentConnector, type AgentConnector } from './agent-dial.js';
+import { Container, INIT } from './container.js';
+import { parseRequest, readLine, type ControlReply, type ControlRequest, type StreamName } from './control.js';
+import { RuntimeError } from './errors.js';
+import type { SandboxSettings } from './launch.js';
+import type { RuntimeLogger } from './log.js';
+import { guestDisk, mkfsExt4, type ImageBuilder } from './rootfs-image.js';
+import { containerDir, controlSocketPath, processStart, readContainer, removeDir, sandboxPath, statePath, writeContainer, writeSandbox } from './state.js';
+
+/** Guest mount point of a container's rootfs (the agent mounts the storage there). */
+const GUEST_STORAGE = '/run/kata-ts/storage';
+
+/** How long shutdown waits for the guest to power off after DestroySandbox before it stops the VM. */
+const POWER_OFF_WAIT_MS = 15_000;
+
+const STREAM_KIND: Record<StreamName, (typeof StreamKind)['STDIN' | 'STDOUT' | 'STDERR']> = {
+  stdin: StreamKind.STDIN,
+  stdout: StreamKind.STDOUT,
+  stderr: StreamKind.STDERR,
+};
+
+export interface SandboxDeps {
+  /** the VM, not yet created (src/hypervisor/factory.ts createHypervisor, or a fake) */
+  hypervisor: Hypervisor;
+  logger: RuntimeLogger;
+  /** reaches the agent once the VM runs; default: its ttRPC port over hv.vsock (agent-dial.ts) */
+  connectAgent?: AgentConnector;
+  /** fills a rootfs slot; default mkfs.ext4 */
+  buildImage?: ImageBuilder;
+  /** how long shutdown waits for the guest to power off before stopVm(); default POWER_OFF_WAIT_MS */
+  powerOffWaitMs?: number;
+}
+
+/** An agent call failed: the RuntimeError code its gRPC status maps to, and what was being done. */
+function agentError(e: unknown, what: string): RuntimeError {
+  if (e instanceof RuntimeError) return e;
+  const m = (e as Error).message;
+  // agent.proto error codes: NOT_FOUND 5, ALREADY_EXISTS 6, FAILED_PRECONDITION 9, INVALID_ARGUMENT 3
+  const code = /NOT_FOUND/.test(m) ? 'NOT_FOUND' : /ALREADY_EXISTS/.test(m) ? 'EXISTS' : /FAILED_PRECONDITION/.test(m) ? 'STATE' : /INVALID_ARGUMENT/.test(m) ? 'INVALID' : 'INTERNAL';
+  return new RuntimeError(code, `${what}: ${m}`);
+}
+
+function reply(s: Socket, r: ControlReply): void {
+  s.write(`${JSON.stringify(r)}\n`);
+}
+
+export class Sandbox {
+  readonly id: string;
+  /** resolves once shutdown() has released the VM and removed the sandbox's files */
+  readonly closed: Promise<void>;
+  private readonly hv: Hypervisor;
+  private readonly log: RuntimeLogger;
+  private readonly connectAgent: AgentConnector;
+  private readonly buildImage: ImageBuilder;
+  private readonly powerOffWaitMs: number;
+  private readonly containers = new Map<string, Container>();
+  private readonly slotsUsed = new Set<number>();
+  private agentClient: AgentClient | undefined;
+  private server: Server | undefined;
+  private consoleLog: WriteStream | undefined;
+  private stopping: Promise<void> | undefined;
+  private resolveClosed!: () => void;
+
+  constructor(
+    private readonly settings: SandboxSettings,
+    deps: SandboxDeps,
+  ) {
+    this.id = settings.sid;
+    this.hv = deps.hypervisor;
+    this.log = deps.logger;
+    this.connectAgent = deps.connectAgent ?? vsockAgentConnector(settings);
+    this.buildImage = deps.buildImage ?? mkfsExt4;
+    this.powerOffWaitMs = deps.powerOffWaitMs ?? POWER_OFF_WAIT_MS;
+    this.closed = new Promise((r) => (this.resolveClosed = r));
+  }
+
+  private get dir(): string {
+    return containerDir(this.settings.root, this.id);
+  }
+
+  private disk(slot: number): string {
+    return join(this.dir, `disk-${slot}.img`);
+  }
+
+  private get agent(): AgentClient {
+    if (!this.agentClient) throw new RuntimeError('STATE', `sandbox '${this.id}' has no agent connection (not started, or shut down)`);
+    return this.agentClient;
+  }
+
+  /** Ids of the containers in the table. */
+  get containerIds(): string[] {
+    return [...this.containers.keys()];
+  }
+
+  /**
+   * Boots the VM, reaches the agent and listens on the control socket. On failure it stops what it started,
+   * removes what it wrote (sandbox.json, the disks, the socket, the temp dir) and rethrows.
+   */
+  async start(): Promise<void> {
+    try {
+      await this.boot();
+    } catch (e) {
+      this.server?.close();
+      this.agentClient?.close();
+      await this.hv.stopVm().catch(() => undefined); // not created or not started: nothing to stop
+      this.removeFiles();
+      throw e;
+    }
+  }
+
+  private async boot(): Promise<void> {
+    const st = this.settings;
+    mkdirSync(st.tmpDir, { recursive: true });
+    writeSandbox(st.root, { id: this.id, pid: process.pid, pidStart: processStart(process.pid) ?? 0, hypervisor: st.hypervisor, tmpDir: st.tmpDir, created: new Date().toISOString() });
+    for (let i = 0; i < st.slots; i++) {
+      closeSync(openSync(this.disk(i), 'a')); // sparse image; size set below
+      truncateSync(this.disk(i), st.slotSizeMiB * 1024 * 1024);
+    }
+    const hv = this.hv;
+    if (!hv.capabilities().guestUserspace) {
+      // DESIGN.md: the software KVM (kvm_pvm) boots the kernel but cannot run the agent (guest user space)
+      throw new Error(`the ${hv.kind} hypervisor cannot run guest user space on this host (software KVM), so the agent cannot start: use --hypervisor=auto or qemu`);
+    }
+    const consoleLog = (this.consoleLog = createWriteStream(join(this.dir, 'console.log')));
+    consoleLog.on('error', (e) => this.log.error('console.log write failed', { error: e.message }));
+    let kernelStarted = false;
+    hv.on('log', (l: string) => this.log.info(l));
+    await hv.createVm({
+      kernelPath: st.kernel,
+      initrdPath: st.initrd,
+      cmdline: st.cmdline,
+      vcpus: st.vcpus,
+      memoryMiB: st.memoryMiB,
+      devices: [{ kind: 'vsock', cid: 3 }, ...Array.from({ length: st.slots }, (_, i) => ({ kind: 'blk' as const, path: this.disk(i), readOnly: false }))],
+      console: (b) => {
+        if (!kernelStarted) {
+          kernelStarted = true;
+          this.log.info('kernel started'); // the first console byte (bench:run reads this phase)
+        }
+        if (!consoleLog.writableEnded) consoleLog.write(b);
+      },
+    });
+    await hv.startVm();
+    const caps = hv.capabilities();
+    this.log.info('VM started', { hypervisor: caps.kind, accel: caps.accel });
+    this.agentClient = await this.connectAgent(hv);
+    this.log.info('agent ready');
+    const server = (this.server = createServer((s) => void this.serve(s)));
+    await new Promise<void>((res, rej) => {
+      server.once('error', rej);
+      server.listen(controlSocketPath(st.root, this.id), () => res());
+    });
+    // from here on a VM that stops by itself ends the sandbox (before, start() fails and cleans up instead)
+    void hv.wait().then((r) => {
+      if (!this.stopping) {
+        this.log.error('the VM exited', { reason: r });
+        void this.shutdown('the VM exited');
+      }
+    });
+  }
+
+  private get(id: string): Container {
+    const c = this.containers.get(id);
+    if (!c) throw new RuntimeError('NOT_FOUND', `container '${id}' is not in sandbox '${this.id}'`);
+    return c;
+  }
+
+  /** Writes the container's state.json, unless it has left the table (deleted: its record must not return). */
+  private persist(c: Container): void {
+    if (this.containers.get(c.id) === c) writeContainer(this.settings.root, c.record);
+  }
+
+  private exited(c: Container, exec: string, code: number): void {
+    if (!c.exited(exec, code) || exec !== INIT) return;
+    this.persist(c);
+    this.log.info('container exited', { id: c.id, exitCode: code });
+  }
+
+  /** Follows a process until the agent reports its exit (255 when the agent cannot say). */
+  private watch(c: Container, exec: string): void {
+    this.agent
+      .waitProcess({ container_id: c.id, exec_id: exec })
+      .then((r) => this.exited(c, exec, r.signal ? 128 + r.signal : r.exit_code))
+      .catch((e: Error) => {
+        this.log.error('WaitProcess failed', { id: c.id, exec, error: e.message });
+        this.exited(c, exec, 255);
+      });
+  }
+
+  private fillSlot(rootfs: string): number {
+    let slot = -1;
+    for (let i = 0; i < this.settings.slots; i++) if (!this.slotsUsed.has(i)) { slot = i; break; }
+    if (slot < 0) throw new RuntimeError('STATE', `sandbox '${this.id}' has no free block slot for another container: raise [runtime] spare_block_devices`);
+    this.slotsUsed.add(slot);
+    try {
+      this.buildImage(rootfs, this.disk(slot), this.settings.slotSizeMiB);
+    } catch (e) {
+      this.slotsUsed.delete(slot);
+      throw e;
+    }
+    return slot;
+  }
+
+  /** One control call (every op but attach and relay, which keep their connection). */
+  async handle(req: ControlRequest): Promise<unknown> {
+    switch (req.op) {
+      case 'create':
+        return this.create(req);
+      case 'start': {
+        const c = this.get(req.id);
+        c.checkStart();
+        try {
+          await this.agent.startContainer({ container_id: req.id });
+        } catch (e) {
+          throw agentError(e, `the guest agent could not start container '${req.id}'`);
+        }
+        c.started();
+        this.persist(c);
+        this.log.info('container started', { id: req.id });
+        this.watch(c, INIT);
+        return {};
+      }
+      case 'kill': {
+        const c = this.get(req.id);
+        c.checkKill();
+        try {
+          await this.agent.signalProcess({ container_id: req.id, exec_id: INIT, signal: req.signal, all: req.all });
+        } catch (e) {
+          throw agentError(e, `signal ${req.signal} to container '${req.id}' failed`);
+        }
+        return {};
+      }
+      case 'delete':
+        return this.delete(req.id, req.force);
+      case 'exec': {
+        const c = this.get(req.id);
+        c.checkExec();
+        const exec = `e${process.hrtime.bigint().toString(36)}`;
+        try {
+          await this.agent.execProcess({ container_id: req.id, exec_id: exec, process_json: Buffer.from(JSON.stringify(req.process)) });
+        } catch (e) {
+          throw agentError(e, `exec in container '${req.id}' failed`);
+        }
+        c.addExec(exec, req.process['terminal'] === true);
+        this.watch(c, exec);
+        return { exec };
+      }
+      case 'ps':
+        return this.get(req.id).relayPids();
+      case 'wait':
+        return { exitCode: await this.get(req.id).waitExit(req.exec) };
+      case 'attach':
+      case 'relay':
+        throw new RuntimeError('INVALID', `control request '${req.op}' keeps its connection: send it on its own connection`);
+    }
+  }
+
+  private async create(req: Extract<ControlRequest, { op: 'create' }>): Promise<unknown> {
+    if (this.containers.has(req.id)) throw new RuntimeError('EXISTS', `container '${req.id}' exists in sandbox '${this.id}'`);
+    const slot = this.fillSlot(req.rootfs);
+    const spec = req.spec;
+    const terminal = (spec['process'] as { terminal?: boolean } | undefined)?.terminal === true;
+    const readonly = (spec['root'] as { readonly?: boolean } | undefined)?.readonly === true;
+    const mount = `${GUEST_STORAGE}/${req.id}`;
+    try {
+      await this.agent.createContainer({
+        container_id: req.id,
+        oci_spec_json: Buffer.from(JSON.stringify(spec)),
+        storages: [{ driver: 'blk', source: guestDisk(slot), mount_point: mount, fstype: 'ext4', options: readonly ? ['ro'] : [] }],
+        rootfs: mount,
+      });
+    } catch (e) {
+      this.slotsUsed.delete(slot);
+      throw agentError(e, `the guest agent could not create container '${req.id}'`);
+    }
+    const c = new Container({ id: req.id, sandboxId: this.id, bundle: req.bundle, annotations: req.annotations, slot, tty: terminal });
+    this.containers.set(req.id, c);
+    this.persist(c);
+    this.log.info('container created', { id: req.id, slot });
+    return {};
+  }
+
+  private async delete(id: string, force: boolean): Promise<unknown> {
+    const c = this.get(id);
+    c.checkDelete(force);
+    this.containers.delete(id);
+    try {
+      await this.agent.removeContainer({ container_id: id, timeout_seconds: 1 });
+    } catch (e) {
+      this.log.error('RemoveContainer failed', { id, error: (e as Error).message });
+    }
+    for (const exec of c.execIds) this.exited(c, exec, 137);
+    this.slotsUsed.delete(c.slot);
+    // the sandbox's own directory also holds sandbox.json, the control socket and the disks: keep it while
+    // the sandbox runs (shutdown removes it)
+    if (id === this.id) rmSync(statePath(this.settings.root, id), { force: true });
+    else removeDir(this.settings.root, id);
+    if (this.containers.size === 0) setImmediate(() => void this.shutdown('the last container was deleted'));
+    return {};
+  }
+
+  /** Serves one control connection: reads its request line and answers it (control.ts). */
+  async serve(s: Socket): Promise<void> {
+    s.on('error', () => undefined);
+    let line: string;
+    try {
+      line = await readLine(s, 30_000);
+    } catch {
+      s.destroy();
+      return;
+    }
+    try {
+      const req = parseRequest(line);
+      if (req.op === 'attach') return await this.attach(s, req);
+      if (req.op === 'relay') return this.relay(s, req);
+      const result = await this.handle(req);
+      reply(s, { ok: true, result });
+      s.end();
+    } catch (e) {
+      const err = e instanceof RuntimeError ? e : new RuntimeError('INTERNAL', (e as Error).message);
+      reply(s, { ok: false, code: err.code, message: err.message });
+      s.end();
+    }
+  }
+
+  /** attach: after `{"ok":true}` the connection carries one stdio stream of one process. */
+  private async attach(s: Socket, req: Extract<ControlRequest, { op: 'attach' }>): Promise<void> {
+    this.get(req.id).process(req.exec);
+    const vsock = this.hv.vsock;
+    if (!vsock) throw new RuntimeError('INTERNAL', `the ${this.hv.kind} hypervisor offers no host vsock API: cannot attach ${req.stream}`);
+    let g: Duplex;
+    try {
+      g = await bindStdioStream(await vsock.connect(AGENT_STDIO_PORT), { container_id: req.id, exec_id: req.exec, kind: STREAM_KIND[req.stream] }, { timeoutMs: this.settings.requestTimeoutMs });
+    } catch (e) {
+      throw agentError(e, `cannot attach ${req.stream} of ${req.id}/${req.exec}`);
+    }
+    reply(s, { ok: true });
+    g.on('error', () => s.destroy());
+    if (req.stream === 'stdin') {
+      s.pipe(g);
+      g.resume();
+    } else {
+      g.pipe(s);
+      s.resume();
+    }
+  }
+
+  /** relay: a process's stdio relay announces its pid; the second line carries the exit code. */
+  private relay(s: Socket, req: Extract<ControlRequest, { op: 'relay' }>): void {
+    const c = this.get(req.id);
+    c.process(req.exec);
+    c.setRelay(req.exec, req.pid, processStart(req.pid) ?? 0);
+    if (req.exec === INIT) this.persist(c);
+    reply(s, { ok: true });
+    c.onExit(req.exec, (code) => {
+      reply(s, { ok: true, result: { exitCode: code } });
+      s.end();
+    });
+    s.resume();
+  }
+
+  /**
+   * Stops every process, asks the agent to power the VM off (stops it after powerOffWaitMs), and removes the
+   * sandbox's files. Containers still in the table keep their state.json, which now reads stopped. Idempotent.
+   */
+  shutdown(why: string): Promise<void> {
+    this.stopping ??= this.stop(why);
+    return this.stopping;
+  }
+
+  private async stop(why: string): Promise<void> {
+    this.log.info('sandbox shutting down', { why });
+    this.server?.close();
+    for (const c of this.containers.values()) for (const exec of c.execIds) this.exited(c, exec, 255);
+    try {
+      await this.agentClient?.destroySandbox({ timeoutMs: 10_000 });
+    } catch {
+      // the VM may be gone already
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const stopped = await Promise.race([this.hv.wait().then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), this.powerOffWaitMs)))]);
+    clearTimeout(timer);
+    if (!stopped) await this.hv.stopVm().catch(() => undefined);
+    this.agentClient?.close();
+    this.removeFiles();
+    this.resolveClosed();
+  }
+
+  /** The files this sandbox made; its directory too unless a container record (its first container's) is there. */
+  private removeFiles(): void {
+    const { root, slots, tmpDir } = this.settings;
+    this.consoleLog?.end();
+    rmSync(controlSocketPath(root, this.id), { force: true });
+    for (let i = 0; i < slots; i++) rmSync(this.disk(i), { force: true });
+    rmSync(sandboxPath(root, this.id), { force: true });
+    if (readContainer(root, this.id) === undefined) rmSync(this.dir, { recursive: true, force: true });
+    rmSync(tmpDir, { recursive: true, force: true });
+  }
+}
