@@ -13,13 +13,29 @@ export interface QuirksProfile {
 }
 
 export function loadQuirksProfile(name: string, file = join(packageRoot(), 'kernel-config/host-quirks.json')): QuirksProfile {
-  const all = JSON.parse(readFileSync(file, 'utf8')) as Record<string, { description?: string; cmdline?: unknown }>;
-  const p = all[name];
-  if (!p || !Array.isArray(p.cmdline) || !p.cmdline.every((x) => typeof x === 'string')) {
-    const known = Object.keys(all).join(', ');
-    throw new Error(`host-quirks profile '${name}' is missing or malformed in ${file} (known: ${known}; or use --quirks auto|none)`);
+  let all: unknown;
+  try {
+    all = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`host-quirks file ${file} is unreadable or not JSON (${(e as Error).message}): restore it from the kata-ts package`);
   }
-  return { name, description: p.description ?? '', cmdline: p.cmdline };
+  if (typeof all !== 'object' || all === null || Array.isArray(all)) {
+    throw new Error(`host-quirks file ${file} must hold an object of named profiles: restore it from the kata-ts package`);
+  }
+  const profiles = all as Record<string, unknown>;
+  const p = profiles[name];
+  const known = Object.keys(profiles).join(', ');
+  if (typeof p !== 'object' || p === null) {
+    throw new Error(`host-quirks profile '${name}' is missing in ${file} (known: ${known}; or use --quirks auto|none)`);
+  }
+  const { description, cmdline } = p as { description?: unknown; cmdline?: unknown };
+  if (!Array.isArray(cmdline) || !cmdline.every((x): x is string => typeof x === 'string')) {
+    throw new Error(`host-quirks profile '${name}' is malformed in ${file}: cmdline must be an array of strings`);
+  }
+  if (description !== undefined && typeof description !== 'string') {
+    throw new Error(`host-quirks profile '${name}' is malformed in ${file}: description must be a string`);
+  }
+  return { name, description: description ?? '', cmdline };
 }
 
 /** Append the profile's parameters that the command line does not already carry. */
