@@ -3,7 +3,9 @@
 
 import { Command, InvalidArgumentError } from 'commander';
 import { prewarmVcpuThreads } from '../hypervisor/prewarm.js';
+import type { BootOptions } from './boot.js';
 import { OCI_COMMANDS, registerOciCommands, useOneLineErrors } from './oci.js';
+import type { VhostUserBackendCliOptions } from './vhost-user-backend.js';
 
 // Each command's module is imported when that command runs, so no command pays for the others' start-up.
 // `boot` is latency-sensitive: start its vCPU worker thread now, so the thread loads its modules on the
@@ -42,7 +44,7 @@ program
   .option('--net <tap>', 'add a virtio-net device on this tap interface')
   .option('--rng', 'add a virtio-rng device')
   .option('--hypervisor <kind>', "'inproc' (this process), 'qemu' (QEMU microvm: KVM on hardware virtualization, else TCG) or 'auto' (inproc on hardware KVM, else qemu)", 'inproc')
-  .action(async (o) => {
+  .action(async (o: BootOptions) => {
     const { bootCommand } = await import('./boot.js');
     process.exitCode = await bootCommand(o);
   });
@@ -67,7 +69,7 @@ program
   .option('--cid <n>', 'alias of --vsock-cid', intArg('--cid'))
   .option('--vsock-uds <path>', 'also serve the vsock device on this unix socket (CONNECT <port>)')
   .option('--json', 'print the metrics as JSON on stderr when stopped')
-  .action(async (o) => {
+  .action(async (o: VhostUserBackendCliOptions) => {
     const { vhostUserBackendCommand } = await import('./vhost-user-backend.js');
     process.exitCode = await vhostUserBackendCommand(o);
   });

@@ -44,7 +44,7 @@ export abstract class HypervisorBase extends EventEmitter {
     try {
       checkVmConfig(config);
     } catch (e) {
-      return Promise.reject(e as Error);
+      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
     this.config = this.quirks ? { ...config, cmdline: applyQuirks(config.cmdline, this.quirks) } : config;
     this.devices = [];

@@ -33,7 +33,7 @@ export interface ActivateContext {
    * the transport sets DEVICE_NEEDS_RESET at once instead of at the next notification. Optional: a device
    * also throws the same error from its next processQueue.
    */
-  fail?(e: DeviceBroken): void;
+  fail?: (e: DeviceBroken) => void;
 }
 
 /** Why a device refused to go on; the transport then sets DEVICE_NEEDS_RESET (virtio 1.2 §2.1.2). */

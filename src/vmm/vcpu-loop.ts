@@ -64,7 +64,7 @@ export function runVcpu(native: NativeAddon, req: VcpuRunRequest): void {
   };
 
   for (;;) {
-    const state = Atomics.load(ctl, CONTROL_STATE);
+    const state = Atomics.load(ctl, CONTROL_STATE) as Control; // only the owner and this loop store it, always a Control
     if (state === Control.Stop) break;
     if (state === Control.Idle) {
       Atomics.wait(ctl, CONTROL_STATE, Control.Idle);

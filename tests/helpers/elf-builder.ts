@@ -114,7 +114,7 @@ export function buildElf(spec: ElfSpec): Uint8Array {
   };
   spec.segments.forEach((s, i) => {
     phdr(i, s.type ?? PT_LOAD, segOffs[i]!, s.paddr, s.vaddr ?? 0xffff_ffff_8000_0000n + BigInt(s.paddr), s.data.length, s.memsz ?? s.data.length);
-    buf.set(s.data, segOffs[i]!);
+    buf.set(s.data, segOffs[i]);
   });
   if (noteBytes !== undefined) {
     phdr(spec.segments.length, PT_NOTE, noteOff, 0, 0n, spec.noteFilesz ?? noteBytes.length, 0);

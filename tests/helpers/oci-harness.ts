@@ -87,7 +87,7 @@ export class Workdir {
     return existsSync(root) ? readdirSync(root) : [];
   }
   /** A file to use as a container's stdout/stderr (pipes would be held open by detached sandbox processes). */
-  outFile(name: string): { path: string; fd: number; read(): string; close(): void } {
+  outFile(name: string): { path: string; fd: number; read: () => string; close: () => void } {
     const path = join(this.dir, name);
     const fd = openSync(path, 'w+');
     return { path, fd, read: () => readFileSync(path, 'utf8'), close: () => closeSync(fd) };

@@ -58,11 +58,11 @@ export interface GoServer {
 export function startGoServer(binary: string, socket: string): Promise<GoServer> {
   const proc = spawn(binary, ['serve', socket], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
-  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   return new Promise<GoServer>((resolve, reject) => {
     let out = '';
-    proc.stdout!.on('data', (d: Buffer) => {
+    proc.stdout.on('data', (d: Buffer) => {
       out += d.toString();
       if (out.includes('READY')) resolve({ proc, stop: async () => void (proc.exitCode === null && proc.kill('SIGKILL'), await exited) });
     });

@@ -37,7 +37,7 @@ function fakeRuntime(calls: Call[], fail?: RuntimeError): OciRuntime {
     exec: rec('exec', 3),
     ps: rec('ps', [1, 12]),
     list: rec('list', [sample]),
-  } as OciRuntime;
+  };
 }
 
 async function cli(argv: string[], opts: { fail?: RuntimeError; env?: NodeJS.ProcessEnv } = {}) {

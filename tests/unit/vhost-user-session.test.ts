@@ -193,7 +193,7 @@ t.test('framing errors close the connection: bad version, oversized payload, too
       new DataView(b.buffer).setUint32(8, 1 << 20, true);
       fe.sendRaw(b);
     }],
-    ['9 fds', (fe: ScriptedFrontEnd) => fe.sendRaw(encodeMessage(R.SET_OWNER, 1), Array(9).fill(fe.memfd))],
+    ['9 fds', (fe: ScriptedFrontEnd) => fe.sendRaw(encodeMessage(R.SET_OWNER, 1), Array<number>(9).fill(fe.memfd))],
   ] as const) {
     const { fe, server, done } = await rig();
     send(fe);
@@ -254,7 +254,7 @@ t.test('without PROTOCOL_FEATURES rings start enabled; reconnect gets a fresh se
   native.close(fe.fd);
   (fe as { fd: number }).fd = native.unixConnect(server.socketPath);
   await new Promise((r) => setTimeout(r, 20));
-  for (let i = 0; i < 100 && server.metrics().connections < 2; i++) await new Promise((r) => setImmediate(r));
+  for (let i = 0; i < 100 && (server.metrics().connections ?? 0) < 2; i++) await new Promise((r) => setImmediate(r));
   t.equal(server.metrics().connections, 2, 'reconnected');
   t.equal(server.metrics().disconnects, 1);
   const f = await fe.call(R.GET_FEATURES);

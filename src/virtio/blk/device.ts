@@ -178,7 +178,7 @@ export class BlockDevice implements VirtioDevice {
     let used = 0;
     for (;;) {
       q.disableNotification();
-      let failure: unknown;
+      let failure: Error | undefined;
       let n = 0;
       try {
         // At most q.size chains per pass (a guest adding chains while we pop cannot grow the batch).
@@ -189,7 +189,7 @@ export class BlockDevice implements VirtioDevice {
           n++;
         }
       } catch (e) {
-        failure = e;
+        failure = e instanceof Error ? e : new Error(String(e));
       }
       used += n;
       this.complete(a, n);
@@ -285,9 +285,8 @@ export class BlockDevice implements VirtioDevice {
         return VIRTIO_BLK_ID_BYTES;
       }
       case 'write-zeroes': {
-        const wz = this.backend.writeZeroes;
-        if (wz === undefined) throw new Error('backend lost its writeZeroes'); // parse checked limits.writeZeroes
-        if (req.length > 0) wz.call(this.backend, req.offset, req.length);
+        if (this.backend.writeZeroes === undefined) throw new Error('backend lost its writeZeroes'); // parse checked limits.writeZeroes
+        if (req.length > 0) this.backend.writeZeroes(req.offset, req.length);
         this.counters.writeZeroes++;
         this.counters.bytesWritten += req.length;
         return 0;

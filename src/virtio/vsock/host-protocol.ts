@@ -91,7 +91,7 @@ export function portLink<Send extends { t: string }, Recv>(port: PortLike): Vsoc
   let listener: ((v: unknown) => void) | undefined;
   return {
     post(msg) {
-      port.postMessage(msg, transferOf(msg as { t: string; data?: Uint8Array }));
+      port.postMessage(msg, transferOf(msg));
     },
     onMessage(handler) {
       if (listener !== undefined) port.off('message', listener);

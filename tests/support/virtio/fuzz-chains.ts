@@ -186,7 +186,9 @@ export function writeFuzzChain(rng: Rng, q: MockSplitQueue, opts: FuzzChainOptio
   const maxDirect = Math.min(S, 4);
   let head = h;
 
-  switch (FUZZ_KINDS[kind]) {
+  const fuzzKind = FUZZ_KINDS[kind];
+  if (fuzzKind === undefined) throw new RangeError(`fuzz kind index ${String(kind)} is out of range`);
+  switch (fuzzKind) {
     case 'valid':
       direct(1 + randInt(rng, maxDirect), validParts(maxDirect));
       break;
