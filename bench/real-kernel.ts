@@ -5,10 +5,10 @@
 // development machines a Linux guest cannot reach user space in-process). Time is from startVm()
 // (createVm / the QEMU spawn) to the init's marker on the console; the boot-timer write is kept beside it.
 
-import { execFileSync } from 'node:child_process';
 import { DEFAULT_CMDLINE } from '../src/cli/boot.js';
 import { chooseHypervisor, createHypervisor, type HostFacts } from '../src/hypervisor/factory.js';
 import { phaseMs, type HypervisorKind } from '../src/hypervisor/interface.js';
+import { guestArtifact } from '../tests/helpers/guest-artifacts.js';
 import { roundSummary, summarize, type Summary } from './lib/stats.js';
 
 export const INIT_MARKER = 'KATA_TS_INIT_OK';
@@ -35,11 +35,6 @@ class RealKernelRunFailed extends Error {
     super(`real-kernel ${series} run failed: ${detail}`);
     this.name = 'RealKernelRunFailed';
   }
-}
-
-function artifact(repoRoot: string, script: string): string {
-  const out = execFileSync('npm', ['run', '--silent', script], { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  return out.trim().split('\n').pop()!;
 }
 
 /** The series this host can run, and why the others are left out. */
@@ -82,8 +77,8 @@ async function oneBoot(series: RealKernelSeries, host: HostFacts, kernelPath: st
 export async function benchRealKernel(repoRoot: string, host: HostFacts, runs: number): Promise<RealKernelResult | undefined> {
   const { series, notes } = realKernelSeries(host);
   if (series.length === 0) return undefined;
-  const kernel = artifact(repoRoot, 'guest:kernel');
-  const initrd = artifact(repoRoot, 'guest:initrd:test');
+  const kernel = guestArtifact('guest:kernel', repoRoot);
+  const initrd = guestArtifact('guest:initrd:test', repoRoot);
   // same command line everywhere: inproc runs here only on hardware KVM, where no host-quirks profile applies
   const cmdline = DEFAULT_CMDLINE;
   const toInit: Partial<Record<RealKernelSeries, number[]>> = {};

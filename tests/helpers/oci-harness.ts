@@ -4,10 +4,11 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
+import { guestArtifact } from './guest-artifacts.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** the repository root (this file runs from dist/tests/helpers) */
@@ -24,15 +25,10 @@ export interface Result {
   stderr: string;
 }
 
-function cachedFullKernel(): boolean {
-  const root = join(process.env['KATA_TS_CACHE'] ?? join(homedir(), '.cache/kata-ts'), 'kernel');
-  return existsSync(root) && readdirSync(root).some((d) => d.startsWith('full-') && existsSync(join(root, d, 'vmlinux')));
-}
-
 let skipMemo: string | false | undefined;
 /**
- * Why the end-to-end tests cannot run here, or false. Also builds (or finds cached) the agent initrd, so that
- * the first `kata-ts create` does not spend a test's time budget on it.
+ * Why the end-to-end tests cannot run here, or false. Also builds (or finds cached) the full kernel and the agent
+ * initrd, so that the first `kata-ts create` does not spend a test's time budget on it.
  */
 export function e2eSkipReason(): string | false {
   if (skipMemo !== undefined) return skipMemo;
@@ -45,9 +41,9 @@ export function e2eSkipReason(): string | false {
     const kvm = existsSync('/dev/kvm');
     const qemu = spawnSync('qemu-system-x86_64', ['-device', 'help'], { encoding: 'utf8' });
     if (!kvm && qemu.status !== 0) return 'neither /dev/kvm nor qemu-system-x86_64 is available';
-    if (!cachedFullKernel()) return 'no cached full guest kernel: run `npm run guest:kernel` first (tens of minutes)';
-    const initrd = spawnSync('bash', [join(repoRoot, 'guest/build-agent-initrd.sh')], { encoding: 'utf8', timeout: 600_000 });
-    if (initrd.status !== 0) return `guest/build-agent-initrd.sh failed: ${(initrd.stderr ?? '').trim().split('\n').pop() ?? ''}`;
+    // built here when the cache lacks them (tens of minutes for a kernel, with progress): never a skip
+    guestArtifact('guest:kernel');
+    guestArtifact('guest:initrd');
     return false;
   })();
   skipMemo = why;

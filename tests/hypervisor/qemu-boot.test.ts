@@ -3,27 +3,21 @@
 // KATA_TS_INIT_OK and reboots, which with -no-reboot ends QEMU cleanly. A second boot is paused and resumed
 // over QMP before it may reach init.
 
-import { execFileSync } from 'node:child_process';
 import t from 'tap';
 import { DEFAULT_CMDLINE } from '../../src/cli/boot.js';
 import { chooseHypervisor, createHypervisor, detectHost } from '../../src/hypervisor/factory.js';
 import type { QemuHypervisor } from '../../src/hypervisor/qemu.js';
-import { packageRoot } from '../../src/host/package-root.js';
+import { guestArtifact } from '../helpers/guest-artifacts.js';
 
 const SAFETY_NET_MS = 300_000; // only so a broken boot cannot hang CI; never a speed assertion
 const MARKER = 'KATA_TS_INIT_OK';
-
-function artifact(script: string): string {
-  const out = execFileSync('npm', ['run', '--silent', script], { cwd: packageRoot(), encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  return out.trim().split('\n').pop()!;
-}
 
 const host = detectHost();
 const skip = host.qemuPath === undefined ? 'qemu-system-x86_64 is not installed (apt-get install -y qemu-system-x86)' : false;
 
 t.test('the full kernel boots to init under qemu and exits cleanly', { skip }, async (t) => {
-  const kernelPath = artifact('guest:kernel');
-  const initrdPath = artifact('guest:initrd:test');
+  const kernelPath = guestArtifact('guest:kernel');
+  const initrdPath = guestArtifact('guest:initrd:test');
   const plan = chooseHypervisor('qemu', host);
   t.equal(plan.kind, 'qemu');
   t.equal(plan.accel, host.virtualization === 'hardware' ? 'kvm' : 'tcg', 'KVM only on hardware virtualization');
@@ -59,8 +53,8 @@ t.test('the full kernel boots to init under qemu and exits cleanly', { skip }, a
 });
 
 t.test('pause and resume through QMP', { skip }, async (t) => {
-  const kernelPath = artifact('guest:kernel');
-  const initrdPath = artifact('guest:initrd:test');
+  const kernelPath = guestArtifact('guest:kernel');
+  const initrdPath = guestArtifact('guest:initrd:test');
   const hv = createHypervisor(chooseHypervisor('qemu', host)) as QemuHypervisor;
   await hv.createVm({ kernelPath, initrdPath, cmdline: DEFAULT_CMDLINE, vcpus: 1, memoryMiB: 256 });
   const safety = setTimeout(() => void hv.stopVm(), SAFETY_NET_MS);
@@ -92,7 +86,7 @@ t.test('pause and resume through QMP', { skip }, async (t) => {
 });
 
 t.test('stopVm quits QEMU through QMP', { skip }, async (t) => {
-  const kernelPath = artifact('guest:kernel');
+  const kernelPath = guestArtifact('guest:kernel');
   const hv = createHypervisor(chooseHypervisor('qemu', host));
   await hv.createVm({ kernelPath, cmdline: DEFAULT_CMDLINE, vcpus: 1, memoryMiB: 128 });
   await hv.startVm();

@@ -6,7 +6,7 @@
 // console; the host side checks what it can see for itself: the image file (raw pattern at a known offset,
 // ext4 superblock, host e2fsck/debugfs), the bytes echoed over vsock and the guest listener's answer.
 
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,8 +17,8 @@ import { DEFAULT_CMDLINE } from '../../src/cli/boot.js';
 import { chooseHypervisor, createHypervisor, detectHost, findOnPath, type HypervisorPlan } from '../../src/hypervisor/factory.js';
 import type { Hypervisor } from '../../src/hypervisor/interface.js';
 import { checkHost } from '../../src/host/check.js';
-import { packageRoot } from '../../src/host/package-root.js';
 import type { DeviceSpec } from '../../src/contract/device-spec.js';
+import { guestArtifact } from '../helpers/guest-artifacts.js';
 
 const SAFETY_NET_MS = 420_000; // only so a broken guest cannot hang CI; never a speed assertion
 const MiB = 1 << 20;
@@ -33,11 +33,6 @@ const GUEST_CID = 3;
 const READY = `DEVTEST-READY vsock-serve ${String(SERVE_PORT)}`;
 /** the checks the init runs, in order (guest/devtest/init) */
 const CHECKS = ['rng', 'blk-mkfs', 'blk-rw', 'blk-fsck', 'blk-raw', 'vsock-echo', 'vsock-serve', 'all'];
-
-function artifact(script: string): string {
-  const out = execFileSync('npm', ['run', '--silent', script], { cwd: packageRoot(), encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  return out.trim().split('\n').pop()!;
-}
 
 /** The xorshift32 byte stream `vsock-tool pattern N SEED` writes (guest/devtest/vsock-tool.c). */
 function xorshiftPattern(n: number, seed: number): Buffer {
@@ -94,8 +89,8 @@ interface EchoResult {
 
 /** One boot with blk + vsock + rng; every check the guest and the host can make. */
 async function deviceChecks(t: Test, plan: HypervisorPlan): Promise<void> {
-  const kernelPath = artifact('guest:kernel');
-  const initrdPath = artifact('guest:initrd:devtest');
+  const kernelPath = guestArtifact('guest:kernel');
+  const initrdPath = guestArtifact('guest:initrd:devtest');
   const dir = mkdtempSync(join(tmpdir(), 'kata-ts-devtest-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const image = join(dir, 'disk.img');

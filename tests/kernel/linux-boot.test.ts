@@ -3,21 +3,15 @@
 //   devices, and it reaches "Run /init as init process"; its first user-space syscall cannot work here.
 // - hardware KVM: the full kernel boots the test initramfs, whose init writes the boot timer and the marker.
 
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { DEFAULT_CMDLINE } from '../../src/cli/boot.js';
 import { checkHost } from '../../src/host/check.js';
 import { applyQuirks, loadQuirksProfile } from '../../src/host/quirks.js';
-import { packageRoot } from '../../src/host/package-root.js';
 import { createVm } from '../../src/vmm/vm.js';
+import { guestArtifact } from '../helpers/guest-artifacts.js';
 
 const SAFETY_NET_MS = 400_000; // only so a broken boot cannot hang CI; never a speed assertion
-
-function artifact(script: string): string {
-  const out = execFileSync('npm', ['run', '--silent', script], { cwd: packageRoot(), encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  return out.trim().split('\n').pop()!;
-}
 
 async function bootUntil(kernelPath: string, initrdPath: string, cmdline: string, marker: string) {
   const vm = await createVm({
@@ -55,8 +49,8 @@ const hardSkip =
     : false);
 
 t.test('kernel boots to "Run /init" on software KVM (smoke kernel)', { skip: softSkip }, async (t) => {
-  const kernel = artifact('guest:kernel:smoke');
-  const initrd = artifact('guest:initrd:test');
+  const kernel = guestArtifact('guest:kernel:smoke');
+  const initrd = guestArtifact('guest:initrd:test');
   const cmdline = applyQuirks(DEFAULT_CMDLINE, loadQuirksProfile('pvm'));
   const { vm, reason, seen } = await bootUntil(kernel, initrd, cmdline, 'Run /init as init process');
   t.ok(seen, 'console reached "Run /init as init process"', { tail: vm.consoleText.slice(-3000) });
@@ -67,8 +61,8 @@ t.test('kernel boots to "Run /init" on software KVM (smoke kernel)', { skip: sof
 });
 
 t.test('kernel boots the test initramfs to its init marker (hardware KVM only)', { skip: hardSkip }, async (t) => {
-  const kernel = artifact('guest:kernel');
-  const initrd = artifact('guest:initrd:test');
+  const kernel = guestArtifact('guest:kernel');
+  const initrd = guestArtifact('guest:initrd:test');
   const { vm, seen } = await bootUntil(kernel, initrd, DEFAULT_CMDLINE, 'KATA_TS_INIT_OK');
   t.ok(seen, 'init printed KATA_TS_INIT_OK', { tail: vm.consoleText.slice(-3000) });
   t.ok(vm.bootTimer, 'init wrote the boot timer');

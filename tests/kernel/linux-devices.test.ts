@@ -14,21 +14,16 @@ import { DEFAULT_CMDLINE } from '../../src/cli/boot.js';
 import { VIRTIO_STATUS_DRIVER_OK } from '../../src/virtio/ids.js';
 import { checkHost } from '../../src/host/check.js';
 import { applyQuirks, loadQuirksProfile } from '../../src/host/quirks.js';
-import { packageRoot } from '../../src/host/package-root.js';
 import { createVm, type Vm } from '../../src/vmm/vm.js';
 import { TapNetns } from '../helpers/tap-netns.js';
 import type { DeviceSpec } from '../../src/contract/device-spec.js';
+import { guestArtifact } from '../helpers/guest-artifacts.js';
 
 const SAFETY_NET_MS = 400_000; // only so a broken boot cannot hang CI; never a speed assertion
 const IMAGE_MIB = 16;
 const SECTORS = (IMAGE_MIB * 1024 * 1024) / 512;
 const MARKER_NAME = 'kata-ts-marker';
 const INIT_RE = /Run (\S+) as init process/;
-
-function artifact(script: string): string {
-  const out = execFileSync('npm', ['run', '--silent', script], { cwd: packageRoot(), encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  return out.trim().split('\n').pop()!;
-}
 
 /** avail.idx of queue `q` of device `index`: how many buffers the guest driver has made available there. */
 function availIdx(vm: Vm, index: number, q: number): number | undefined {
@@ -81,7 +76,7 @@ t.test('Linux drivers probe virtio-blk (ext4 root), rng, vsock and net in one bo
   const VSOCK = 2;
   const NET = 3;
 
-  const kernel = artifact('guest:kernel:smoke');
+  const kernel = guestArtifact('guest:kernel:smoke');
   const cmdline = applyQuirks(`${DEFAULT_CMDLINE} root=/dev/vda rootfstype=ext4 rw`, loadQuirksProfile('pvm'));
   const vm = await createVm({ kernel: readFileSync(kernel), cmdline, memoryMiB: 256, vcpus: 1, devices });
   if (tap) tap.moveIntoNetns();
