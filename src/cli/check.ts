@@ -1,9 +1,7 @@
 // `kata-ts check`: can this host run microVMs, and with what consequences.
 
-import { chooseHypervisor, findOnPath, type HypervisorPlan } from '../hypervisor/factory.js';
+import { chooseHypervisor, findOnPath, QEMU_BINARY, type HypervisorPlan } from '../hypervisor/factory.js';
 import { checkHost } from '../host/check.js';
-
-const QEMU_BINARY = 'qemu-system-x86_64';
 
 /** What `--hypervisor auto` would pick here, or why it cannot pick anything. */
 function autoChoice(virtualization: ReturnType<typeof checkHost>['virtualization'], qemuPath: string | undefined): string {

@@ -174,9 +174,9 @@ t.test('Linux drivers probe virtio-blk (ext4 root), rng, vsock and net in one bo
       t.comment(`virtio-net rx avail.idx = ${String(s.netRxAvail)}; tap in ${tap.netns}: ${JSON.stringify(netStats)}`);
     }
   }
-  // hw_random: the core registers virtio_rng quietly; crng init shows the kernel got seeded (it may come later)
-  if (/random: crng init done/.test(log)) t.pass('random: crng init done');
-  else t.comment('"random: crng init done" not printed before the init search (not asserted)');
+  // hw_random registers virtio_rng quietly, and "crng init done" may come after the init search: the fact
+  // asserted is that the driver drew bytes from our device (virtio-rng served ... below); this line is context
+  t.comment(/random: crng init done/.test(log) ? 'kernel: random: crng init done' : 'kernel: crng not yet initialised at the init search');
   if (tap) {
     // virtio_net probes quietly on success; a failure prints "virtio_net virtioN: ..." or "probe ... failed"
     t.notMatch(log, /virtio_net.*(fail|error)|virtio_net.*probe.*-\d+/i, 'virtio_net probed without an error', { tail });
