@@ -1,10 +1,35 @@
 // Reading an OCI bundle (runtime-spec bundle.md): <bundle>/config.json and the root filesystem it names. The
 // fields the host uses are checked (validate.ts) with messages that name the file and the field.
 
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
+import { existsSync, lstatSync, readFileSync, realpathSync } from 'node:fs';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { RuntimeError } from './errors.js';
 import { array, boolean, define, int, InvalidField, isPlainObject, object, optional, record, string, type Check } from './validate.js';
+
+/**
+ * The rootfs must be a real directory, never a symlink (runc refuses one too: following it would hand a host
+ * directory to the guest), and a relative root.path must not leave the bundle through a linked component.
+ */
+function checkRootfs(rootfs: string, bundleDir: string | undefined, cfgPath: string): void {
+  let st;
+  try {
+    st = lstatSync(rootfs);
+  } catch {
+    throw new RuntimeError('INVALID', `the bundle's root filesystem ${rootfs} does not exist or is not a directory: create it or fix root.path in ${cfgPath}`);
+  }
+  if (st.isSymbolicLink()) {
+    throw new RuntimeError('INVALID', `the bundle's root filesystem ${rootfs} is a symbolic link: point root.path in ${cfgPath} at the directory itself`);
+  }
+  if (!st.isDirectory()) {
+    throw new RuntimeError('INVALID', `the bundle's root filesystem ${rootfs} does not exist or is not a directory: create it or fix root.path in ${cfgPath}`);
+  }
+  if (bundleDir !== undefined) {
+    const rel = relative(realpathSync(bundleDir), realpathSync(rootfs));
+    if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
+      throw new RuntimeError('INVALID', `the bundle's root filesystem ${rootfs} resolves outside the bundle ${bundleDir} through a symbolic link: fix root.path in ${cfgPath}`);
+    }
+  }
+}
 
 export interface Bundle {
   /** absolute bundle directory */
@@ -68,7 +93,7 @@ export function readBundle(bundleArg: string): Bundle {
   const root = field(cfgPath, spec, 'root', optional(rootSchema));
   if (root?.path === undefined || root.path === '') throw new RuntimeError('INVALID', `${cfgPath}: root.path is missing: name the bundle's root filesystem directory (usually "rootfs")`);
   const rootfs = isAbsolute(root.path) ? root.path : join(dir, root.path);
-  if (!existsSync(rootfs) || !statSync(rootfs).isDirectory()) throw new RuntimeError('INVALID', `the bundle's root filesystem ${rootfs} does not exist or is not a directory: create it or fix root.path in ${cfgPath}`);
+  checkRootfs(rootfs, isAbsolute(root.path) ? undefined : dir, cfgPath);
   if (spec['process'] === undefined || spec['process'] === null) throw new RuntimeError('INVALID', `${cfgPath}: process is missing: the container needs process.args`);
   const proc = field(cfgPath, spec, 'process', processSchema);
   const annotations = field(cfgPath, spec, 'annotations', optional(record(string))) ?? {};

@@ -3,9 +3,9 @@
 // (launch.ts), a bundle's config.json (bundle.ts) and the CLI's --process file and bundle env (cli/oci.ts).
 // Each bad input is refused with one line that names the file or message and the bad field.
 
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import t, { type Test } from 'tap';
 import { bundleEnv, registerOciCommands } from '../../src/cli/oci.js';
 import * as api from '../../src/runtime/api.js';
@@ -213,6 +213,27 @@ t.test("a bundle's config.json: the fields the host reads are checked", async (t
     write(spec);
     throwsLine(t, () => readBundle(b), RuntimeError, msg);
   }
+});
+
+t.test('a rootfs that is a symlink, or leaves the bundle through one, is refused (issue 14 item 7)', async (t) => {
+  const b = join(dir, 'bundle-links');
+  const host = join(dir, 'host-dir');
+  mkdirSync(join(b, 'sub'), { recursive: true });
+  mkdirSync(host, { recursive: true });
+  writeFileSync(join(host, 'secret'), 'host data');
+  const spec = (path: string): void =>
+    writeFileSync(join(b, 'config.json'), JSON.stringify({ ociVersion: '1.0.2', process: { args: ['sh'] }, root: { path } }));
+  symlinkSync(host, join(b, 'rootfs'));
+  spec('rootfs');
+  throwsLine(t, () => readBundle(b), RuntimeError, /root filesystem .*rootfs is a symbolic link: point root\.path .* at the directory itself/);
+  symlinkSync(dirname(host), join(b, 'sub', 'up'));
+  spec('sub/up/host-dir');
+  throwsLine(t, () => readBundle(b), RuntimeError, /resolves outside the bundle .* through a symbolic link/);
+  mkdirSync(join(b, 'real-rootfs'));
+  spec('real-rootfs');
+  t.equal(readBundle(b).rootfs, join(b, 'real-rootfs'), 'a plain directory inside the bundle is accepted');
+  spec(host);
+  t.equal(readBundle(b).rootfs, host, 'an absolute root.path naming a real directory is accepted (runtime-spec allows it)');
 });
 
 /** `kata-ts exec --process FILE c1` against a runtime that must not be reached; the stderr line. */
