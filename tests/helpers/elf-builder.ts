@@ -1,6 +1,8 @@
 // A tiny ELF64 builder for loader tests: header + program headers + PT_LOAD data + an optional PT_NOTE.
 // Layouts: include/uapi/linux/elf.h. Fields can be overridden to build malformed images.
 
+import { concatBytes } from '../support/bytes.js';
+
 export const PT_LOAD = 1;
 export const PT_NOTE = 4;
 
@@ -59,13 +61,7 @@ export function encodeNotes(notes: readonly NoteSpec[]): Uint8Array {
     buf.set(n.desc, 12 + align(name.length, 4));
     parts.push(buf);
   }
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 /** The Xen PHYS32_ENTRY note with a 4- or 8-byte desc. */

@@ -11,6 +11,7 @@ import { PairBackend, type NetBackend } from '../../src/virtio/net/backend.js';
 import { NetDevice } from '../../src/virtio/net/device.js';
 import { encodeNetHdr, type VirtioNetHdr } from '../../src/virtio/net/header.js';
 import { NET_QUEUE_SIZE, RX_QUEUE, TX_QUEUE, VIRTIO_NET_HDR_LEN } from '../../src/virtio/net/features.js';
+import { concatBytes } from '../support/bytes.js';
 
 export interface NetRig {
   mem: GuestMemory;
@@ -87,13 +88,7 @@ export function makeRig(backend?: NetBackend, mac: string = MAC): NetRig & { pee
 }
 
 export function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 /** hdr + frame as the backend moves them */

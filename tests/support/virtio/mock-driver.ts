@@ -19,6 +19,7 @@ import {
   vringNeedEvent,
   type QueueLayout,
 } from '../../../src/virtio/queue.js';
+import { concatBytes } from '../bytes.js';
 
 // the PRNG the fuzzers draw from, re-exported with them
 export { mulberry32, randInt, type Rng } from '../prng.js';
@@ -260,14 +261,7 @@ export class MockSplitQueue {
 
   /** The writable bytes of `head` as one array. */
   readWrittenBytes(head: number): Uint8Array {
-    const parts = this.readWritten(head);
-    const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-    let o = 0;
-    for (const p of parts) {
-      out.set(p, o);
-      o += p.length;
-    }
-    return out;
+    return concatBytes(this.readWritten(head));
   }
 
   /** avail->used_event (EVENT_IDX): interrupt me when used.idx passes n. */
