@@ -16,6 +16,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   kata::RegisterPollIo(env, exports);
   kata::RegisterTap(env, exports);
   kata::RegisterUnixFd(env, exports);
+  kata::RegisterFdGuard(env, exports);
+  kata::RegisterFsAt(env, exports);
   return exports;
 }
 

@@ -41,5 +41,8 @@ void RegisterKick(Napi::Env env, Napi::Object exports);
 void RegisterPollIo(Napi::Env env, Napi::Object exports);
 void RegisterTap(Napi::Env env, Napi::Object exports);
 void RegisterUnixFd(Napi::Env env, Napi::Object exports);
+void RegisterFdGuard(Napi::Env env, Napi::Object exports);
+/** *at() file-system calls for the virtio-fs passthrough backend (fs_at.cc). */
+void RegisterFsAt(Napi::Env env, Napi::Object exports);
 
 }  // namespace kata

@@ -61,13 +61,16 @@ program
 
 program
   .command('vhost-user-backend')
-  .description('serve one virtio device (blk, vsock or rng) to a vhost-user front-end such as QEMU')
-  .requiredOption('--device <kind>', 'blk, vsock or rng')
+  .description('serve one virtio device (blk, vsock, rng or fs) to a vhost-user front-end such as QEMU')
+  .requiredOption('--device <kind>', 'blk, vsock, rng or fs')
   .requiredOption('--socket <path>', 'unix socket to listen on (QEMU: -chardev socket,path=PATH)')
   .option('--disk <path[:ro]>', 'raw disk image (--device blk)')
   .option('--vsock-cid <n>', 'guest CID, 3 or more (--device vsock)', intArg('--vsock-cid'))
   .option('--cid <n>', 'alias of --vsock-cid', intArg('--cid'))
   .option('--vsock-uds <path>', 'also serve the vsock device on this unix socket (CONNECT <port>)')
+  .option('--shared-dir <dir>', 'host directory to share (--device fs; QEMU: -device vhost-user-fs-device,tag=T)')
+  .option('--tag <tag>', "virtio-fs mount tag, up to 36 bytes (--device fs; default 'kata-ts')")
+  .option('--readonly', 'export the shared directory read-only (--device fs)')
   .option('--json', 'print the metrics as JSON on stderr when stopped')
   .action(async (o: VhostUserBackendCliOptions) => {
     const { vhostUserBackendCommand } = await import('./vhost-user-backend.js');

@@ -1,10 +1,15 @@
-// `kata-ts vhost-user-backend`: serve one virtio device (blk, vsock or rng) to a vhost-user front-end
+// `kata-ts vhost-user-backend`: serve one virtio device (blk, vsock, rng or fs) to a vhost-user front-end
 // such as QEMU (`-chardev socket,id=c0,path=SOCK -device vhost-user-blk-device,chardev=c0`). Same device
 // option names as `kata-ts boot`. Runs until SIGINT/SIGTERM; the front-end may reconnect.
 
+import { existsSync, statSync } from 'node:fs';
 import type { DeviceSpec } from '../contract/device-spec.js';
 import { loadVhostUserServer } from '../hypervisor/vhost-user.js';
 import { parseDiskArg } from './disk-arg.js';
+
+/** virtio 1.2 §5.11.4: the tag is up to 36 bytes (UTF-8, NUL-padded when shorter) */
+const FS_TAG_MAX = 36;
+const DEFAULT_FS_TAG = 'kata-ts';
 
 export interface VhostUserBackendCliOptions {
   device: string;
@@ -15,6 +20,10 @@ export interface VhostUserBackendCliOptions {
   vsockCid?: number;
   cid?: number;
   vsockUds?: string;
+  /** virtio-fs: the host directory to share, its mount tag and whether it is exported read-only */
+  sharedDir?: string;
+  tag?: string;
+  readonly?: boolean;
   /** print metrics as JSON on stderr when stopping */
   json?: boolean;
 }
@@ -33,8 +42,17 @@ export function vhostUserSpec(o: VhostUserBackendCliOptions): DeviceSpec {
     }
     case 'rng':
       return { kind: 'rng' };
+    case 'fs': {
+      if (o.sharedDir === undefined) throw new Error('--device fs needs --shared-dir DIR (the host directory the guest mounts)');
+      if (!existsSync(o.sharedDir) || !statSync(o.sharedDir).isDirectory()) {
+        throw new Error(`--shared-dir ${o.sharedDir} is not a directory: create it or name an existing one`);
+      }
+      const tag = o.tag ?? DEFAULT_FS_TAG;
+      if (tag === '' || Buffer.byteLength(tag) > FS_TAG_MAX) throw new Error(`--tag must be 1 to ${String(FS_TAG_MAX)} bytes (got '${tag.slice(0, 64)}')`);
+      return { kind: 'fs', sharedDir: o.sharedDir, tag, readOnly: o.readonly === true };
+    }
     default:
-      throw new Error(`--device ${o.device}: expected blk, vsock or rng`);
+      throw new Error(`--device ${o.device}: expected blk, vsock, rng or fs`);
   }
 }
 

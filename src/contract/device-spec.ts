@@ -7,12 +7,14 @@ export type DeviceSpec =
   | { kind: 'blk'; path: string; readOnly: boolean; id?: string }
   | { kind: 'vsock'; cid: number; udsPath?: string }
   | { kind: 'net'; tap: string; mac?: string }
+  /** a host directory shared over virtio-fs; the guest mounts it with `mount -t virtiofs TAG DIR` */
+  | { kind: 'fs'; sharedDir: string; tag: string; readOnly?: boolean; cache?: 'none' | 'auto' | 'always'; xattr?: boolean }
   /** a device class from any ES module (tests, out-of-tree devices): `new (await import(module))[exportName](options)` */
   | { kind: 'module'; module: string; exportName: string; options?: unknown };
 
 export type DeviceKind = DeviceSpec['kind'];
 
-export const DEVICE_KINDS: readonly DeviceKind[] = ['rng', 'blk', 'vsock', 'net', 'module'];
+export const DEVICE_KINDS: readonly DeviceKind[] = ['rng', 'blk', 'vsock', 'net', 'fs', 'module'];
 
 export class UnknownDeviceKind extends Error {
   constructor(kind: string) {

@@ -4,10 +4,10 @@
 // (tested in tests/unit/hypervisor-factory.test.ts); detectHost() gathers them cheaply.
 
 import { accessSync, constants } from 'node:fs';
-import { delimiter, join } from 'node:path';
 import { checkHost, cpuVirtFlags, kvmPvmLoaded, type Virtualization } from '../host/check.js';
 import { loadQuirksProfile, type QuirksProfile } from '../host/quirks.js';
 import { InprocHypervisor } from './inproc.js';
+import { findExecutable } from './parent-death.js';
 import type { Accelerator, Hypervisor, HypervisorKind } from './interface.js';
 import { QemuHypervisor, QemuNotFound } from './qemu.js';
 import type { StartVhostUserBackend } from './vhost-user.js';
@@ -106,17 +106,7 @@ export function chooseHypervisor(choice: HypervisorChoice, host: HostFacts): Hyp
 
 /** An executable on PATH, or undefined. */
 export function findOnPath(name: string, path = process.env.PATH ?? ''): string | undefined {
-  for (const dir of path.split(delimiter)) {
-    if (!dir) continue;
-    const p = join(dir, name);
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch {
-      // next
-    }
-  }
-  return undefined;
+  return findExecutable(name, path);
 }
 
 function kvmUsable(): boolean {

@@ -16,7 +16,7 @@ import {
 import type { VmExitReason } from '../contract/exit-reason.js';
 import type { DeviceSpec } from '../contract/device-spec.js';
 
-const DEVICE_KINDS: readonly DeviceSpec['kind'][] = ['blk', 'net', 'vsock', 'rng', 'module'];
+const DEVICE_KINDS: readonly DeviceSpec['kind'][] = ['blk', 'net', 'vsock', 'rng', 'fs', 'module'];
 
 export interface InprocOptions {
   /** KVM is hardware-backed (false on kvm_pvm): decides guestUserspace in capabilities() */

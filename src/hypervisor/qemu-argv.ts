@@ -36,7 +36,7 @@ export interface QemuArgvOptions {
 
 export class QemuDeviceNotSupported extends Error {
   constructor(kind: string) {
-    super(`the qemu backend cannot attach a '${kind}' device over vhost-user (it attaches blk, net, vsock and rng)`);
+    super(`the qemu backend cannot attach a '${kind}' device over vhost-user (it attaches blk, net, vsock, rng and fs)`);
     this.name = 'QemuDeviceNotSupported';
   }
 }
@@ -60,6 +60,9 @@ export function vhostUserDeviceArgs(a: VhostUserAttachment, index: number): stri
     case 'vsock':
       // QEMU: hw/virtio/vhost-user-vsock.c takes the guest CID from the backend's config space
       return [...args, '-device', `vhost-user-vsock-device,chardev=${chardev}`];
+    case 'fs':
+      // QEMU: hw/virtio/vhost-user-fs.c answers the config space (tag, queues) itself; DAX stays off
+      return [...args, '-device', `vhost-user-fs-device,chardev=${chardev},tag=${qemuOptValue(s.tag)}`];
     case 'net': {
       const netdev = `net${String(index)}`;
       const mac = s.mac !== undefined ? `,mac=${s.mac}` : '';

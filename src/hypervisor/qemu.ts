@@ -2,6 +2,9 @@
 // driven over QMP (qmp.ts), with COM1 on its stdio, the boot timer on an isa-debugcon socket and our device
 // models attached as vhost-user backends (src/vhost-user). Used where the in-process VMM cannot run guest
 // user space (software KVM: QEMU with TCG) and as the comparison VMM in benchmarks.
+// QEMU's life is tied to this process (parent-death.ts): it is spawned through `setpriv --pdeathsig KILL`, so
+// a sandbox process killed outright (SIGKILL, OOM) takes its QEMU with it instead of leaving it to `delete`.
+// Our vhost-user backends run in this process and die with it.
 
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -22,10 +25,11 @@ import { buildQemuArgv, type VhostUserAttachment } from './qemu-argv.js';
 import type { QuirksProfile } from '../host/quirks.js';
 import { QmpClient, type QmpMessage } from './qmp.js';
 import { loadVhostUserServer, type StartVhostUserBackend, type VhostUserBackendHandle } from './vhost-user.js';
+import { findExecutable, tieToParent } from './parent-death.js';
 import type { VmExitReason } from '../contract/exit-reason.js';
 import type { DeviceSpec } from '../contract/device-spec.js';
 
-const DEVICE_KINDS: readonly DeviceSpec['kind'][] = ['blk', 'net', 'vsock', 'rng'];
+const DEVICE_KINDS: readonly DeviceSpec['kind'][] = ['blk', 'net', 'vsock', 'rng', 'fs'];
 const STDERR_TAIL = 8192;
 const QUIT_GRACE_MS = 5000;
 
@@ -53,6 +57,11 @@ export interface QemuOptions {
   binary?: string;
   /** injected vhost-user server (tests); default: src/vhost-user's startVhostUserBackend */
   startBackend?: StartVhostUserBackend;
+  /**
+   * the parent-death wrapper (`setpriv` with --pdeathsig): default probed on PATH; null runs QEMU unwrapped
+   * (it then outlives a killed owner until `delete` reaps it)
+   */
+  pdeathsigWrapper?: string | null;
 }
 
 /** The QMP SHUTDOWN event's reason (qapi/run-state.json ShutdownCause) as a VM exit. */
@@ -146,6 +155,11 @@ export class QemuHypervisor extends HypervisorBase implements Hypervisor {
     return this.qmp;
   }
 
+  /** QEMU's process id while it runs (setpriv execs QEMU in place: the same process) */
+  get pid(): number | undefined {
+    return this.child?.exitCode === null && this.child.signalCode === null ? this.child.pid : undefined;
+  }
+
   async startVm(): Promise<void> {
     const c = this.beginStart();
     try {
@@ -206,8 +220,14 @@ export class QemuHypervisor extends HypervisorBase implements Hypervisor {
       startPaused: true,
     });
     const binary = this.opts.binary ?? 'qemu-system-x86_64';
+    // resolved here: behind setpriv a missing binary would be setpriv's exit status 127, not ENOENT
+    const file = findExecutable(binary);
+    if (file === undefined) throw new QemuNotFound(binary);
+    // SIGKILL when this thread dies; if we die before setpriv's prctl, QEMU's -qmp connect to our socket fails
+    const cmd = this.opts.pdeathsigWrapper !== undefined ? tieToParent(file, this.argv, this.opts.pdeathsigWrapper) : tieToParent(file, this.argv);
+    if (!cmd.tied) this.emit('log', 'setpriv with --pdeathsig not found (util-linux): QEMU will outlive this process if it is killed');
     this.phases.vmCreateBegan = process.hrtime.bigint();
-    const child = spawn(binary, this.argv, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(cmd.file, cmd.args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child = child;
     child.stdout.on('data', (b: Buffer) => {
       this.recorder!.push(b);

@@ -170,6 +170,125 @@ export interface NativeAddon {
   sendmsgFds(fd: number, buf: Uint8Array, fds: number[]): number | null;
   /** memfd_create(name, MFD_CLOEXEC): anonymous shared memory to size with ftruncate and pass as an fd. */
   memfdCreate(name: string): number;
+  /** getsockopt(SO_PEERCRED) of a connected unix socket: the peer's pid, uid and gid as of its connect(2). */
+  peerCred(fd: number): { pid: number; uid: number; gid: number };
+
+  // --- fds a peer handed us (native/fd_guard.cc; the vhost-user back-end trusts no front end)
+  /** fcntl(F_SETFL) with O_NONBLOCK set (`on`) or cleared; it belongs to the open file description, which a peer that sent us the fd shares. */
+  fdSetNonblock(fd: number, on: boolean): void;
+  /** fcntl(F_GET_SEALS): F_SEAL_* bits. Throws EINVAL for a file that does not support sealing. */
+  fdGetSeals(fd: number): number;
+  /** fcntl(F_ADD_SEALS, seals). Throws EPERM when F_SEAL_SEAL is set (or the fd is not writable). */
+  fdAddSeals(fd: number, seals: number): void;
+  /** memfd_create(name, flags | MFD_CLOEXEC), e.g. MFD_ALLOW_SEALING (2). */
+  memfdCreateFlags(name: string, flags: number): number;
+  /**
+   * A non-blocking connect(2) to the unix stream socket at `path`, closed at once: null when something
+   * listens there, else the errno name ('ECONNREFUSED': a socket file nobody listens on, or no socket;
+   * 'EAGAIN': a listener with a full backlog; 'ENOENT': nothing there). Never blocks.
+   */
+  unixConnectProbe(path: string): string | null;
+  /**
+   * write(fd, u64) bounded by a deadline: true when added to the counter, false on EAGAIN (the counter is
+   * full). A write still asleep after `ms` (the peer cleared O_NONBLOCK on the description it shares with
+   * us) is interrupted and throws a NativeError with code 'ETIMEDOUT': a per-thread timer sends `signo`,
+   * whose handler installKickHandler(signo) must have installed on this thread (else this throws). Other
+   * failures throw.
+   */
+  eventfdWriteDeadline(fd: number, value: bigint, signo: number, ms: number): boolean;
+  /** read(fd) -> u64 bounded the same way; null on EAGAIN; ETIMEDOUT after `ms` asleep. */
+  eventfdReadDeadline(fd: number, signo: number, ms: number): bigint | null;
+
+  // --- *at() file-system calls (native/fs_at.cc; the virtio-fs passthrough backend, src/virtio/fs/)
+  // A name is a string or raw bytes (guest names need not be UTF-8); a NUL byte in it is a TypeError. Every
+  // fd returned is O_CLOEXEC. "ByFd" calls reach an O_PATH fd's inode through /proc/self/fd/N.
+  /** openat(dirFd, name, flags | O_CLOEXEC, mode) */
+  fsOpenat(dirFd: number, name: FsName, flags: number, mode: number): number;
+  /** openat2(dirFd, name, {flags | O_CLOEXEC, mode, resolve}) (RESOLVE_* bits); ENOSYS on kernels before 5.6 */
+  fsOpenat2(dirFd: number, name: FsName, flags: number, mode: number, resolve: number): number;
+  /** open("/proc/self/fd/N", flags | O_CLOEXEC): a new open file of fd's inode (O_CREAT/O_TMPFILE: TypeError) */
+  fsReopen(fd: number, flags: number): number;
+  /** fstatat(dirFd, name, flags) (AT_EMPTY_PATH with name '' stats the fd itself) */
+  fsFstatat(dirFd: number, name: FsName, flags: number): NativeStat;
+  /** readlinkat(dirFd, name): the target bytes (name '' reads an O_PATH fd of the link itself) */
+  fsReadlinkat(dirFd: number, name: FsName): Uint8Array;
+  fsMkdirat(dirFd: number, name: FsName, mode: number): void;
+  /** mknodat(dirFd, name, mode (type | permissions), rdev) */
+  fsMknodat(dirFd: number, name: FsName, mode: number, rdev: number): void;
+  fsSymlinkat(target: FsName, dirFd: number, name: FsName): void;
+  /** linkat(oldDirFd, oldName, newDirFd, newName, flags) */
+  fsLinkat(oldDirFd: number, oldName: FsName, newDirFd: number, newName: FsName, flags: number): void;
+  /** linkat(AT_FDCWD, "/proc/self/fd/N", newDirFd, newName, AT_SYMLINK_FOLLOW): a new name for fd's inode */
+  fsLinkFd(fd: number, newDirFd: number, newName: FsName): void;
+  /** unlinkat(dirFd, name, flags) (AT_REMOVEDIR for directories) */
+  fsUnlinkat(dirFd: number, name: FsName, flags: number): void;
+  /** renameat2(2) with RENAME_NOREPLACE / RENAME_EXCHANGE / RENAME_WHITEOUT flags */
+  fsRenameat2(oldDirFd: number, oldName: FsName, newDirFd: number, newName: FsName, flags: number): void;
+  /** fchmodat(AT_FDCWD, "/proc/self/fd/N", mode, 0) */
+  fsChmodFd(fd: number, mode: number): void;
+  /** fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW); -1 keeps that id */
+  fsChownFd(fd: number, uid: number, gid: number): void;
+  /** utimensat(AT_FDCWD, "/proc/self/fd/N", [atime, mtime], 0); a nsec of UTIME_NOW / UTIME_OMIT is passed on */
+  fsUtimensFd(fd: number, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
+  fsFtruncate(fd: number, size: number): void;
+  /** fallocate(fd, mode (FALLOC_FL_*), offset, len) */
+  fsFallocate(fd: number, mode: number, offset: number, len: number): void;
+  /** lseek(fd, offset, whence) (SEEK_SET/CUR/END/DATA/HOLE); the new offset. bigint: directory offsets are
+   * 63-bit cookies on some file systems (offset >= 2^63: RangeError) */
+  fsLseek(fd: number, offset: bigint, whence: number): bigint;
+  /** copy_file_range(fdIn, &offIn, fdOut, &offOut, len, flags): bytes copied */
+  fsCopyFileRange(fdIn: number, offIn: number, fdOut: number, offOut: number, len: number, flags: number): number;
+  /** fdatasync(fd) when datasync, else fsync(fd) */
+  fsFsync(fd: number, datasync: boolean): void;
+  fsFstatfs(fd: number): NativeStatfs;
+  /** getdents64(fd, buf): bytes of struct linux_dirent64 records written (0 at the end); buf at most 16 MiB */
+  fsGetdents64(fd: number, buf: Uint8Array): number;
+  /** getxattr("/proc/self/fd/N", name, buf): the value's size (an empty buf asks for the size) */
+  fsGetxattr(fd: number, name: FsName, buf: Uint8Array): number;
+  /** listxattr("/proc/self/fd/N", buf): the list's size (an empty buf asks for the size) */
+  fsListxattr(fd: number, buf: Uint8Array): number;
+  /** setxattr("/proc/self/fd/N", name, value, flags) (XATTR_CREATE / XATTR_REPLACE) */
+  fsSetxattr(fd: number, name: FsName, value: Uint8Array, flags: number): void;
+  fsRemovexattr(fd: number, name: FsName): void;
+  /** preadv(fd, bufs, offset) straight into the buffers (guest-memory views; at most IOV_MAX): bytes read */
+  fsPreadv(fd: number, bufs: Uint8Array[], offset: number): number;
+  /** pwritev(fd, bufs, offset) straight from the buffers: bytes written */
+  fsPwritev(fd: number, bufs: Uint8Array[], offset: number): number;
+}
+
+/** A file name or path for the fs*() calls: UTF-8 text or raw bytes, without NUL. */
+export type FsName = string | Uint8Array;
+
+/** struct stat as fsFstatat returns it (dev and ino are 64-bit, hence bigint). */
+export interface NativeStat {
+  dev: bigint;
+  ino: bigint;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  rdev: number;
+  size: number;
+  blksize: number;
+  blocks: number;
+  atimeSec: number;
+  atimeNsec: number;
+  mtimeSec: number;
+  mtimeNsec: number;
+  ctimeSec: number;
+  ctimeNsec: number;
+}
+
+/** struct statfs as fsFstatfs returns it. */
+export interface NativeStatfs {
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  bsize: number;
+  namelen: number;
+  frsize: number;
 }
 
 let cached: NativeAddon | undefined;

@@ -55,10 +55,11 @@ export async function startVhostUserBackend(o: VhostUserBackendOptions): Promise
       break;
     case 'blk':
     case 'rng':
+    case 'fs':
       device = createDevice(o.spec);
       break;
     default:
-      throw new UnsupportedVhostUserDevice(`vhost-user serves blk, vsock and rng devices, not '${o.spec.kind}'`);
+      throw new UnsupportedVhostUserDevice(`vhost-user serves blk, vsock, rng and fs devices, not '${o.spec.kind}'`);
   }
   let server: VhostUserServer;
   try {

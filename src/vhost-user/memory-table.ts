@@ -3,6 +3,18 @@
 // guest_phys_addr, so the device code sees the same checked GuestMemory as in the in-process VMM.
 // Descriptor addresses are guest physical; the vring addresses of SET_VRING_ADDR are the front-end's
 // USER addresses, translated here through each region's userspace_addr.
+//
+// A MAP_SHARED mapping whose file shrinks under it raises SIGBUS on the next touch of the lost pages, which
+// would kill this process (guest memory is read by plain JS views, where no fault can be caught). The front
+// end owns the file, so before mapping a region:
+// - a file that supports seals (memfd, tmpfs, hugetlbfs: F_GET_SEALS works) must carry F_SEAL_SHRINK: it is
+//   added when missing, and a file that cannot take it (F_SEAL_SEAL set without F_SEAL_SHRINK: a memfd made
+//   without MFD_ALLOW_SEALING, any file opened on tmpfs or hugetlbfs) is refused. QEMU's
+//   memory-backend-memfd seals its memfd with GROW|SHRINK|SEAL (seal=on, the default), so it maps as is.
+// - a file that does not support seals (a plain file on a disk file system) must cover the region when
+//   SET_MEM_TABLE arrives (fstat). Residual risk, accepted: such a front end can still truncate its file
+//   later and kill the back-end; only a sealed memfd rules that out. (Catching SIGBUS instead would need a
+//   process-wide handler that remaps the lost pages, racing V8 and every other thread: not done.)
 
 import { fstatSync } from 'node:fs';
 import { GuestMemory, type MemoryRegion } from '../memory/guest-memory.js';
@@ -10,6 +22,9 @@ import { hex } from '../memory/guest-address.js';
 import type { NativeMapping } from '../kvm/native.js';
 import type { MemRegionDesc } from './codec.js';
 
+/** fcntl.h, fcntl(2) "File Sealing" */
+const F_SEAL_SEAL = 0x1;
+const F_SEAL_SHRINK = 0x2;
 /** sys/mman.h */
 const PROT_READ = 1;
 const PROT_WRITE = 2;
@@ -31,6 +46,8 @@ export class UntranslatableAddress extends Error {
 }
 
 export interface MapperIo {
+  fdGetSeals(fd: number): number;
+  fdAddSeals(fd: number, seals: number): void;
   mmapFd(fd: number, size: number, prot: number, flags: number, offset: number): NativeMapping;
   munmap(addr: bigint): void;
   close(fd: number): void;
@@ -43,6 +60,36 @@ interface Mapped {
   mapping: NativeMapping;
   /** where the region starts inside the mapping */
   delta: number;
+}
+
+/** errno name of an addon error (NativeError.code), if any */
+function codeOf(e: unknown): string | undefined {
+  const c = (e as { code?: unknown } | null)?.code;
+  return typeof c === 'string' ? c : undefined;
+}
+
+/**
+ * Make sure the front end cannot shrink a sealable file under our mapping (see the file comment). Returns
+ * with F_SEAL_SHRINK on the file, or when the file does not support seals at all (EINVAL).
+ */
+function requireShrinkSeal(fd: number, where: string, io: MapperIo): void {
+  let seals: number;
+  try {
+    seals = io.fdGetSeals(fd);
+  } catch (e) {
+    if (codeOf(e) === 'EINVAL') return; // no seals on this file system: the fstat check alone
+    throw new InvalidMemoryTable(`${where}: F_GET_SEALS on its fd failed: ${(e as Error).message}`);
+  }
+  if ((seals & F_SEAL_SHRINK) !== 0) return;
+  const remedy = 'share guest RAM through a memfd the back-end can seal (QEMU: -object memory-backend-memfd,share=on with seal=on, the default)';
+  if ((seals & F_SEAL_SEAL) !== 0) {
+    throw new InvalidMemoryTable(`${where}: the front end could shrink its file under the mapping and it cannot be sealed (F_SEAL_SEAL is set without F_SEAL_SHRINK): ${remedy}`);
+  }
+  try {
+    io.fdAddSeals(fd, F_SEAL_SHRINK); // the seal is on the file: the front end can no longer shrink it either
+  } catch (e) {
+    throw new InvalidMemoryTable(`${where}: F_SEAL_SHRINK could not be added to its fd (${(e as Error).message}): ${remedy}`);
+  }
 }
 
 export class MemoryTable {
@@ -75,6 +122,8 @@ export class MemoryTable {
         // map from the page holding mmap_offset (mmap(2) needs a page-aligned file offset)
         const pageOff = off - (off % PAGE);
         const delta = off - pageOff;
+        // seal first: once F_SEAL_SHRINK holds, the size fstat reports can only grow
+        requireShrinkSeal(fds[i]!, where, io);
         // A MAP_SHARED mapping may run past the end of its file, and touching that part raises SIGBUS, which
         // would kill this process: the region must lie inside the file (rust-vmm: MappingPastEof).
         const st = fstatSync(fds[i]!);

@@ -2,10 +2,11 @@
 // one is refused while the first lives; after a disconnect the next connection gets a fresh session with
 // the same device, which QEMU's reconnect relies on). Everything runs on the calling thread's event loop:
 // the listening socket, the connection and the kick eventfds are watched with the addon's uv_poll watchers,
-// and the device's queue processing runs in those callbacks (no device worker thread yet).
+// and the device's queue processing runs in those callbacks (no device worker thread yet). Every fd a
+// front end sends is made O_NONBLOCK on arrival (session.ts: nothing it hands us may block the loop).
 
 import { EventEmitter } from 'node:events';
-import { rmSync, statSync } from 'node:fs';
+import { lstatSync, rmSync, type Stats } from 'node:fs';
 import type { NativeAddon } from '../kvm/native.js';
 import type { VirtioDevice } from '../virtio/device.js';
 import { FramingError } from './codec.js';
@@ -14,7 +15,7 @@ import { VHOST_USER_MAX_FDS } from './protocol.js';
 import { VhostUserSession, type SessionIo, type VhostLog } from './session.js';
 
 export type ServerIo = SessionIo &
-  Pick<NativeAddon, 'unixListen' | 'unixAccept' | 'recvmsgFds' | 'sendmsgFds'>;
+  Pick<NativeAddon, 'unixListen' | 'unixAccept' | 'recvmsgFds' | 'sendmsgFds' | 'fdSetNonblock' | 'unixConnectProbe'>;
 
 /** How many recvmsg calls one readable callback makes before yielding to the event loop. */
 const READS_PER_TURN = 64;
@@ -22,6 +23,27 @@ const READ_SIZE = 8192;
 
 export class SocketInUse extends Error {
   override readonly name = 'SocketInUse';
+}
+
+/**
+ * Make `path` free for a new listening socket: nothing there, or a stale socket (a socket file nobody
+ * listens on: a non-blocking connect is refused), which is removed. Anything else (a regular file, a
+ * directory, a symbolic link, a socket something listens on) is refused with a SocketInUse naming the path.
+ */
+export function claimSocketPath(path: string, probe: (path: string) => string | null): void {
+  let st: Stats;
+  try {
+    st = lstatSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new SocketInUse(`cannot check the socket path ${path}: ${(e as Error).message}`);
+  }
+  const what = st.isFile() ? 'a regular file' : st.isDirectory() ? 'a directory' : st.isSymbolicLink() ? 'a symbolic link' : st.isSocket() ? undefined : 'not a socket';
+  if (what !== undefined) throw new SocketInUse(`${path} exists and is ${what}: refusing to replace it; remove it or choose another socket path`);
+  const err = probe(path);
+  if (err === null || err === 'EAGAIN') throw new SocketInUse(`${path} is a socket another process is listening on: stop it or choose another socket path`);
+  if (err !== 'ECONNREFUSED') throw new SocketInUse(`cannot tell whether the socket ${path} is in use (connect: ${err}): remove it or choose another socket path`);
+  rmSync(path, { force: true }); // stale: its listener is gone
 }
 
 export interface VhostUserServerEvents {
@@ -32,6 +54,8 @@ export interface VhostUserServerEvents {
 export class VhostUserServer extends EventEmitter<VhostUserServerEvents> {
   private listenFd: number | undefined;
   private listenWatch: number | undefined;
+  /** inode of the socket file we bound: close() removes that file only */
+  private socketIno: number | undefined;
   private conn: { fd: number; watch: number; reader: MessageReader; session: VhostUserSession } | undefined;
   private readonly readBuf = new Uint8Array(READ_SIZE);
   private readonly totals = { connections: 0, refusedConnections: 0, disconnects: 0, framingErrors: 0 };
@@ -47,18 +71,21 @@ export class VhostUserServer extends EventEmitter<VhostUserServerEvents> {
     super();
   }
 
-  /** Listen on `socketPath` (a stale socket file there is replaced; any other file is an error). */
+  /**
+   * Listen on `socketPath`. A stale socket file there (nobody listens on it) is replaced; a live socket
+   * or any other file is refused (SocketInUse naming the path).
+   */
   static listen(socketPath: string, device: VirtioDevice, io: ServerIo, log: VhostLog = () => undefined): VhostUserServer {
-    try {
-      if (statSync(socketPath).isSocket()) rmSync(socketPath);
-      else throw new SocketInUse(`${socketPath} exists and is not a socket: choose another --socket path`);
-    } catch (e) {
-      if (e instanceof SocketInUse) throw e;
-      // ENOENT: nothing there
-    }
+    claimSocketPath(socketPath, (p) => io.unixConnectProbe(p));
     const s = new VhostUserServer(socketPath, device, io, log);
     s.listenFd = io.unixListen(socketPath, 4);
-    s.listenWatch = io.watchReadable(s.listenFd, () => s.onAcceptable());
+    try {
+      s.socketIno = lstatSync(socketPath).ino;
+      s.listenWatch = io.watchReadable(s.listenFd, () => s.onAcceptable());
+    } catch (e) {
+      s.close();
+      throw e;
+    }
     return s;
   }
 
@@ -86,7 +113,13 @@ export class VhostUserServer extends EventEmitter<VhostUserServerEvents> {
     if (this.listenFd !== undefined) this.io.close(this.listenFd);
     this.listenWatch = undefined;
     this.listenFd = undefined;
-    rmSync(this.socketPath, { force: true });
+    try {
+      // only our socket: whatever replaced it meanwhile is not ours to delete
+      if (this.socketIno !== undefined && lstatSync(this.socketPath).ino === this.socketIno) rmSync(this.socketPath, { force: true });
+    } catch {
+      // already gone
+    }
+    this.socketIno = undefined;
   }
 
   private onAcceptable(): void {
@@ -146,6 +179,14 @@ export class VhostUserServer extends EventEmitter<VhostUserServerEvents> {
         return;
       }
       if (r === null) return;
+      // O_NONBLOCK on everything the front end sent (kick/call/err/log eventfds; harmless on memory fds)
+      for (const fd of r.fds) {
+        try {
+          this.io.fdSetNonblock(fd, true);
+        } catch (e) {
+          this.log('warn', `vhost-user: cannot make a received fd non-blocking: ${(e as Error).message}`);
+        }
+      }
       if (r.truncated) {
         for (const fd of r.fds) this.io.close(fd);
         this.totals.framingErrors++;

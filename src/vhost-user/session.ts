@@ -13,6 +13,12 @@
 // handle() returns false and the connection is closed. A malformed ring or chain makes the device broken
 // (the ring's err eventfd is signalled; kicks are ignored until the front-end restarts the rings), exactly
 // like DEVICE_NEEDS_RESET on the MMIO path. The process and other devices go on.
+//
+// Nothing the front end hands us may block this thread's event loop: the server sets O_NONBLOCK on every fd
+// it receives, a full call/err eventfd (EAGAIN) means "a signal is already pending", and because the front
+// end shares those fds' open file descriptions (it can clear O_NONBLOCK again), every read and write of them
+// also runs under a short deadline (eventfdReadDeadline/eventfdWriteDeadline): an fd on which one slept
+// past it is dropped, so it costs the loop at most FD_DEADLINE_MS once.
 
 import { DeviceHost, type RingSetup } from '../virtio/device-host.js';
 import { DeviceBroken, type VirtioDevice } from '../virtio/device.js';
@@ -55,11 +61,22 @@ export class InvalidRingSetting extends RequestRefused {}
 
 /** What the session needs from the addon (src/kvm/native.ts), injected for tests. */
 export interface SessionIo extends MapperIo {
-  eventfdRead(fd: number): bigint | null;
-  eventfdWrite(fd: number, value: bigint): void;
+  eventfdReadDeadline(fd: number, signo: number, ms: number): bigint | null;
+  eventfdWriteDeadline(fd: number, value: bigint, signo: number, ms: number): boolean;
+  installKickHandler(signo: number): void;
+  sigrtmin(): number;
   watchReadable(fd: number, cb: () => void): number;
   unwatch(id: number): void;
 }
+
+/**
+ * The signal (SIGRTMIN + 3) that cuts short a read or write of a front-end fd still asleep after
+ * FD_DEADLINE_MS: a no-op handler without SA_RESTART (the vCPU kick handler, DESIGN decision 4; the
+ * in-process VMM kicks with SIGRTMIN + 2). Only a call that sleeps is interrupted, and with O_NONBLOCK set
+ * none does unless the front end cleared it: a deadline this short costs an honest front end nothing.
+ */
+export const FD_DEADLINE_SIGNAL_OFFSET = 3;
+export const FD_DEADLINE_MS = 1;
 
 export type VhostLog = (level: 'info' | 'warn' | 'error', msg: string) => void;
 
@@ -110,6 +127,10 @@ export interface SessionCounters {
   broken: number;
   bugs: number;
   configSignalsDropped: number;
+  /** call/err eventfd writes that found the counter full (the front end had a signal pending) */
+  signalsPending: number;
+  /** call/err/kick fds dropped because a read or write on them slept past the deadline or failed */
+  fdsDropped: number;
 }
 
 export class VhostUserSession {
@@ -125,7 +146,9 @@ export class VhostUserSession {
   private taken = new Set<number>();
   readonly profile: RingProfile;
   /** the session's own counts; activations, broken and device bugs are the DeviceHost's */
-  private readonly tally = { messages: 0, failures: 0, kicks: 0, calls: 0, deactivations: 0, bugs: 0, configSignalsDropped: 0 };
+  private readonly tally = { messages: 0, failures: 0, kicks: 0, calls: 0, deactivations: 0, bugs: 0, configSignalsDropped: 0, signalsPending: 0, fdsDropped: 0 };
+  /** FD_DEADLINE_SIGNAL_OFFSET above this libc's SIGRTMIN */
+  private readonly deadlineSignal: number;
   /** message counts by request name */
   readonly byRequest = new Map<string, number>();
   /** why the last message failed or the device went broken (tests, logs) */
@@ -138,6 +161,8 @@ export class VhostUserSession {
     private readonly log: VhostLog = () => undefined,
   ) {
     this.profile = ringProfile(device);
+    this.deadlineSignal = io.sigrtmin() + FD_DEADLINE_SIGNAL_OFFSET;
+    io.installKickHandler(this.deadlineSignal); // process-wide handler, unblocked on this (the serving) thread
     this.rings = Array.from({ length: this.profile.queues }, freshRing);
     this.host = new DeviceHost(device, {
       interrupt: {
@@ -166,6 +191,8 @@ export class VhostUserSession {
       broken: h.broken,
       bugs: t.bugs + h.bugs,
       configSignalsDropped: t.configSignalsDropped,
+      signalsPending: t.signalsPending,
+      fdsDropped: t.fdsDropped,
     };
   }
 
@@ -518,12 +545,15 @@ export class VhostUserSession {
 
   private onKick(index: number, fd: number): void {
     try {
-      this.io.eventfdRead(fd);
+      // null: the front end read the counter first (it shares the eventfd); a kick all the same
+      this.io.eventfdReadDeadline(fd, this.deadlineSignal, FD_DEADLINE_MS);
     } catch (e) {
-      // not an eventfd (or it broke): stop watching it rather than spin on a readable fd
+      // not an eventfd, it broke, or a read on it slept past the deadline: stop watching it rather than
+      // spin on a readable fd or block again
       const r = this.rings[index]!;
       this.log('warn', `vhost-user: ring ${index} kick fd unreadable (${(e as Error).message}): ring stopped`);
       if (r.kickFd === fd) {
+        this.tally.fdsDropped++;
         this.dropKick(r);
         r.started = false;
       }
@@ -543,10 +573,11 @@ export class VhostUserSession {
     }
     r.callPending = false;
     this.tally.calls++;
-    try {
-      this.io.eventfdWrite(fd, 1n);
-    } catch (e) {
-      this.log('warn', `vhost-user: ring ${q} call fd write failed: ${(e as Error).message}`);
+    if (!this.signal(fd, `ring ${q} call fd`)) {
+      // dropped: the interrupt waits for the next SET_VRING_CALL, as when there was no call fd
+      this.io.close(fd);
+      r.callFd = undefined;
+      r.callPending = true;
     }
   }
 
@@ -555,11 +586,26 @@ export class VhostUserSession {
     this.lastError = err;
     for (const r of this.rings) {
       if (r.errFd === undefined) continue;
-      try {
-        this.io.eventfdWrite(r.errFd, 1n);
-      } catch {
-        // nothing more to tell
+      if (!this.signal(r.errFd, 'err fd')) {
+        this.io.close(r.errFd);
+        r.errFd = undefined;
       }
+    }
+  }
+
+  /**
+   * Add 1 to a front-end eventfd without ever waiting: a full counter (EAGAIN) already holds a pending
+   * signal. False when the fd must be dropped (the write failed, or slept past the deadline because the
+   * front end cleared O_NONBLOCK on the description it shares with us).
+   */
+  private signal(fd: number, what: string): boolean {
+    try {
+      if (!this.io.eventfdWriteDeadline(fd, 1n, this.deadlineSignal, FD_DEADLINE_MS)) this.tally.signalsPending++;
+      return true;
+    } catch (e) {
+      this.tally.fdsDropped++;
+      this.log('warn', `vhost-user: ${what} write failed (${(e as Error).message}): fd dropped`);
+      return false;
     }
   }
 

@@ -5,6 +5,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { UnknownDeviceKind, type DeviceSpec } from '../contract/device-spec.js';
 import { BlockDevice } from './blk/device.js';
 import type { VirtioDevice } from './device.js';
+import { FsDevice } from './fs/device.js';
 import { TapBackend } from './net/backend.js';
 import { NetDevice } from './net/device.js';
 import { RngDevice } from './rng/device.js';
@@ -36,6 +37,14 @@ export function createDevice(spec: DeviceSpec, ctx: DeviceContext = {}): VirtioD
       return new VsockDevice({ cid: spec.cid }, ctx.hostPort ? portVsockBackend(ctx.hostPort) : new NullVsockBackend());
     case 'net':
       return new NetDevice(spec.mac !== undefined ? { mac: spec.mac } : {}, TapBackend.open(spec.tap));
+    case 'fs':
+      return new FsDevice({
+        sharedDir: spec.sharedDir,
+        tag: spec.tag,
+        ...(spec.readOnly !== undefined ? { readOnly: spec.readOnly } : {}),
+        ...(spec.cache !== undefined ? { cache: spec.cache } : {}),
+        ...(spec.xattr !== undefined ? { xattr: spec.xattr } : {}),
+      });
     case 'module':
       throw new DeviceNotAvailable(spec.kind, "'module' devices load asynchronously: use instantiateDevice()");
     default:

@@ -1,6 +1,7 @@
 // A stand-in for qemu-system-x86_64 in unit tests: it speaks just enough QMP and writes to the sockets the
 // qemu backend hands it. Behaviour from FAKE_QEMU_MODE: 'reset' (on cont: console text, the boot-timer
-// byte, the marker, then a guest-reset SHUTDOWN and exit 0), 'hang' (runs until QMP quit), 'crash' (an
+// byte, the marker, then a guest-reset SHUTDOWN and exit 0), 'hang' (runs until QMP quit or a signal; like
+// QEMU it outlives its QMP connection), 'crash' (an
 // error on stderr and exit 1 before QMP). FAKE_QEMU_ARGV (a path) receives the argv as JSON.
 import { writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
@@ -20,6 +21,17 @@ const qmpPath = after('-qmp', /^unix:/).slice('unix:'.length);
 const btPath = /path=(.*)$/.exec(after('-chardev', /^socket,id=boottimer,/))![1]!;
 const bt = createConnection(btPath);
 const qmp = createConnection(qmpPath);
+// like QEMU: a socket it cannot connect to ends it; one that breaks later (its owner killed) does not
+for (const [name, s] of [['qmp', qmp], ['boottimer', bt]] as const) {
+  let up = false;
+  s.once('connect', () => (up = true));
+  s.on('error', (e) => {
+    if (up) return;
+    process.stderr.write(`qemu-system-x86_64: -chardev ${name}: Failed to connect to '${s === qmp ? qmpPath : btPath}': ${e.message}\n`);
+    process.exit(1);
+  });
+}
+if (mode === 'hang') setInterval(() => undefined, 1 << 30);
 const send = (o: unknown): boolean => qmp.write(JSON.stringify(o) + '\r\n');
 const shutdown = (reason: string): void => {
   send({ event: 'SHUTDOWN', data: { guest: reason.startsWith('guest'), reason }, timestamp: { seconds: 0, microseconds: 0 } });

@@ -1,6 +1,8 @@
 // A scripted vhost-user front-end for tests: it sends messages (with fds) over a real unix socket, reads
 // replies, and owns guest RAM in a memfd that it shares with the back-end through SET_MEM_TABLE, like QEMU
-// with memory-backend-memfd,share=on. The rings are laid out by the shared MockSplitQueue.
+// with memory-backend-memfd,share=on. The rings are laid out by the shared MockSplitQueue. Like QEMU's
+// default (seal=on) the memfd allows sealing; `memfd: 'unsealable'` makes one without MFD_ALLOW_SEALING
+// (its seals are F_SEAL_SEAL alone: the back-end cannot stop the front end from shrinking it).
 
 import { ftruncateSync } from 'node:fs';
 import type { NativeAddon } from '../../src/kvm/native.js';
@@ -26,6 +28,12 @@ import {
 
 export const EFD_NONBLOCK = 0o4000;
 export const EFD_CLOEXEC = 0o2000000;
+/** memfd_create(2) */
+export const MFD_ALLOW_SEALING = 2;
+/** fcntl(2) File Sealing */
+export const F_SEAL_SEAL = 1;
+export const F_SEAL_SHRINK = 2;
+export const F_SEAL_GROW = 4;
 /** Where the front-end pretends guest RAM lives in its own address space. */
 export const UVA_BASE = 0x7f00_0000_0000n;
 
@@ -43,9 +51,11 @@ export class ScriptedFrontEnd {
     readonly native: NativeAddon,
     readonly fd: number,
     readonly memSize = 1 << 20,
+    opts: { memfd?: 'sealable' | 'unsealable'; seals?: number } = {},
   ) {
-    this.memfd = native.memfdCreate('vhost-user-test-ram');
+    this.memfd = opts.memfd === 'unsealable' ? native.memfdCreate('vhost-user-test-ram') : native.memfdCreateFlags('vhost-user-test-ram', MFD_ALLOW_SEALING);
     ftruncateSync(this.memfd, memSize);
+    if (opts.seals !== undefined) native.fdAddSeals(this.memfd, opts.seals);
     const m = native.mmapFd(this.memfd, memSize, 3, 1, 0);
     this.mapAddr = m.addr;
     this.mem = new GuestMemory([{ base: 0, size: memSize, buffer: m.buffer }]);
@@ -131,7 +141,7 @@ export class ScriptedFrontEnd {
 
   /** QEMU's handshake: features, protocol features (REPLY_ACK, MQ, CONFIG), owner, memory table. */
   async handshake(
-    opts: { protocolFeatures?: bigint; features?: bigint } = {},
+    opts: { protocolFeatures?: bigint; features?: bigint; memTable?: boolean } = {},
   ): Promise<{ features: bigint; queueNum: number; protocolFeatures: bigint }> {
     const f = await this.call(R.GET_FEATURES);
     const offered = u64Of(f!.payload);
@@ -144,13 +154,20 @@ export class ScriptedFrontEnd {
     const want = opts.features ?? offered;
     const st = await this.ack(R.SET_FEATURES, encodeU64(want));
     if (st !== 0n) throw new Error('SET_FEATURES refused');
-    const mt = await this.ack(
+    const result = { features: offered, queueNum: Number(u64Of(qn!.payload)), protocolFeatures: offeredPf };
+    if (opts.memTable === false) return result;
+    const mt = await this.setMemTable();
+    if (mt !== 0n) throw new Error('SET_MEM_TABLE refused');
+    return result;
+  }
+
+  /** SET_MEM_TABLE of the whole memfd at guest address 0, with need_reply: the REPLY_ACK status. */
+  async setMemTable(fd = this.memfd): Promise<bigint | undefined> {
+    return this.ack(
       R.SET_MEM_TABLE,
       encodeMemTable([{ guestPhysAddr: 0n, memorySize: BigInt(this.memSize), userspaceAddr: UVA_BASE, mmapOffset: 0n }]),
-      [this.memfd],
+      [fd],
     );
-    if (mt !== 0n) throw new Error('SET_MEM_TABLE refused');
-    return { features: offered, queueNum: Number(u64Of(qn!.payload)), protocolFeatures: offeredPf };
   }
 
   /** Configure and start ring `index` laid out by `q` (NUM, BASE, ADDR, KICK, CALL, ERR, ENABLE). */

@@ -8,7 +8,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -32,7 +32,8 @@ const SERVE_PORT = 5000; // guest port: the host connects and gets "pong <line>"
 const GUEST_CID = 3;
 const READY = `DEVTEST-READY vsock-serve ${String(SERVE_PORT)}`;
 /** the checks the init runs, in order (guest/devtest/init) */
-const CHECKS = ['rng', 'blk-mkfs', 'blk-rw', 'blk-fsck', 'blk-raw', 'vsock-echo', 'vsock-serve', 'all'];
+const CHECKS = ['rng', 'blk-mkfs', 'blk-rw', 'blk-fsck', 'blk-raw', 'vsock-echo', 'vsock-serve', 'fs-mount', 'fs-read', 'fs-write', 'fs-list', 'all'];
+const FS_TAG = 'devtest-share';
 
 /** The xorshift32 byte stream `vsock-tool pattern N SEED` writes (guest/devtest/vsock-tool.c). */
 function xorshiftPattern(n: number, seed: number): Buffer {
@@ -98,10 +99,17 @@ async function deviceChecks(t: Test, plan: HypervisorPlan): Promise<void> {
   truncateSync(image, IMAGE_BYTES);
   const seed = (randomBytes(4).readUInt32LE(0) >>> 1) || 1; // 31 bits: the guest also uses seed + 1
 
+  // virtio-fs: a shared directory with a file to read and one to remove, beside a file outside it
+  const share = join(dir, 'share');
+  mkdirSync(share);
+  writeFileSync(join(share, 'hello.txt'), `hello from the host ${String(seed)}\n`);
+  writeFileSync(join(share, 'gone.txt'), 'the guest removes this');
+  writeFileSync(join(dir, 'outside.txt'), 'not shared');
   const devices: DeviceSpec[] = [
     { kind: 'blk', path: image, readOnly: false },
     { kind: 'vsock', cid: GUEST_CID },
     { kind: 'rng' },
+    { kind: 'fs', sharedDir: share, tag: FS_TAG },
   ];
   const params = {
     seed,
@@ -111,6 +119,8 @@ async function deviceChecks(t: Test, plan: HypervisorPlan): Promise<void> {
     fs_mib: FS_MIB,
     raw_mib: RAW_MIB,
     raw_bytes: RAW_BYTES,
+    checks: 'rng,blk,vsock,fs',
+    fs_tag: FS_TAG,
   };
   const cmdline = `${DEFAULT_CMDLINE} ${Object.entries(params)
     .map(([k, v]) => `devtest.${k}=${String(v)}`)
@@ -193,6 +203,14 @@ async function deviceChecks(t: Test, plan: HypervisorPlan): Promise<void> {
   const sr = await serveResult;
   t.notOk(sr.error, `the host reached the guest listener${sr.error ? `: ${sr.error.message}` : ''}`);
   t.equal(sr.data.toString('utf8'), `pong ${nonce}\n`, 'and the guest answered our line');
+
+  // virtio-fs, seen from the host: what the guest wrote, renamed and removed is on the host's disk
+  t.equal(readFileSync(join(share, 'guest.txt'), 'utf8'), `guest ${String(seed)}\n`, 'virtio-fs: the file the guest wrote is in the shared directory');
+  t.equal(readFileSync(join(share, 'dir', 'b'), 'utf8'), 'moved\n', 'virtio-fs: mkdir and rename reached the host');
+  t.notOk(existsSync(join(share, 'dir', 'a')), 'virtio-fs: the old name is gone');
+  t.notOk(existsSync(join(share, 'gone.txt')), 'virtio-fs: the unlink reached the host');
+  t.ok(readFileSync(join(share, 'big')).equals(xorshiftPattern(MiB, seed)), 'virtio-fs: a 1 MiB file written by the guest holds its pattern');
+  t.equal(readFileSync(join(dir, 'outside.txt'), 'utf8'), 'not shared', 'the file beside the share is untouched');
 
   // blk, seen from the host: the raw pattern at its offset, the superblock, and the file system itself
   t.ok(readAt(image, RAW_MIB * MiB, RAW_BYTES).equals(xorshiftPattern(RAW_BYTES, seed + 1)), `the guest's raw pattern is in the image at ${String(RAW_MIB)} MiB`);

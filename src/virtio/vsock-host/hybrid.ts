@@ -3,6 +3,8 @@
 //   is the connection. Anything else gets the socket closed.
 // - guest → host: a guest connection to host port P goes to the unix socket `<udsPath>_<P>` if something
 //   listens there (and no in-process VsockHost.listen() claimed P first); otherwise it is refused (RST).
+// The path is ours only if it is free or holds a stale socket (nobody listens on it); anything else there is
+// refused, never deleted, and close() removes only the socket it made.
 
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -48,12 +50,41 @@ export function parseConnectLine(line: string): number | undefined {
   return port <= 0xffff_ffff ? port : undefined;
 }
 
-export async function serveHybridVsock(host: VsockHost, udsPath: string): Promise<HybridVsockServer> {
+/** How a connect(2) to a unix socket path ended: null when something accepted it, else the errno code. */
+function probeUnixSocket(path: string): Promise<string | null> {
+  return new Promise((resolve) => {
+    const s = net.connect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(null);
+    });
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+  });
+}
+
+/**
+ * Make `path` free for the hybrid vsock listener: nothing there, or a stale socket from an earlier run
+ * (a socket file whose connect is refused), which is removed. A regular file, a directory, a symbolic link
+ * or a socket something listens on is refused with a HybridVsockError naming the path.
+ */
+export async function claimHybridSocketPath(path: string): Promise<void> {
+  let st: fs.Stats;
   try {
-    fs.unlinkSync(udsPath); // a stale socket from an earlier run
-  } catch {
-    // not there: fine
+    st = fs.lstatSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new HybridVsockError(`cannot check the hybrid vsock socket path ${path}: ${(e as Error).message}`);
   }
+  const what = st.isFile() ? 'a regular file' : st.isDirectory() ? 'a directory' : st.isSymbolicLink() ? 'a symbolic link' : st.isSocket() ? undefined : 'not a socket';
+  if (what !== undefined) throw new HybridVsockError(`hybrid vsock socket path ${path} exists and is ${what}: refusing to replace it; remove it or choose another --vsock-uds path`);
+  const err = await probeUnixSocket(path);
+  if (err === null || err === 'EAGAIN') throw new HybridVsockError(`hybrid vsock socket path ${path} is a socket another process is listening on: stop it or choose another --vsock-uds path`);
+  if (err !== 'ECONNREFUSED') throw new HybridVsockError(`cannot tell whether the socket ${path} is in use (connect: ${err}): remove it or choose another --vsock-uds path`);
+  fs.rmSync(path, { force: true }); // stale: its listener is gone
+}
+
+export async function serveHybridVsock(host: VsockHost, udsPath: string): Promise<HybridVsockServer> {
+  await claimHybridSocketPath(udsPath);
   const clients = new Set<net.Socket>();
   const server = net.createServer((client) => {
     clients.add(client);
@@ -65,6 +96,7 @@ export async function serveHybridVsock(host: VsockHost, udsPath: string): Promis
     server.listen(udsPath, () => resolve());
   });
   server.unref();
+  const ino = fs.lstatSync(udsPath).ino;
 
   host.onUnclaimed((port) => connectGuestToUds(`${udsPath}_${String(port)}`));
 
@@ -76,7 +108,8 @@ export async function serveHybridVsock(host: VsockHost, udsPath: string): Promis
         for (const c of clients) c.destroy(); // server.close() waits for every connection to end
         server.close(() => {
           try {
-            fs.unlinkSync(udsPath);
+            // only our socket: whatever replaced it meanwhile is not ours to delete
+            if (fs.lstatSync(udsPath).ino === ino) fs.unlinkSync(udsPath);
           } catch {
             // already gone
           }
