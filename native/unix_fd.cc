@@ -1,7 +1,8 @@
 // AF_UNIX stream sockets with file-descriptor passing (SCM_RIGHTS, unix(7), cmsg(3)) for the vhost-user
-// server (src/vhost-user/). The addon only mirrors the syscalls: listen/accept/connect/socketpair on
-// non-blocking, close-on-exec sockets, and recvmsg/sendmsg that carry fds. Framing, limits and policy are
-// in TypeScript. EAGAIN comes back as null (the socket is watched with watchReadable), never as an error.
+// server (src/vhost-user/), and the peer credentials of a connection (SO_PEERCRED, for the runtime's control
+// socket). The addon only mirrors the syscalls: listen/accept/connect/socketpair on non-blocking, close-on-exec
+// sockets, recvmsg/sendmsg that carry fds, getsockopt(SO_PEERCRED). Framing, limits and policy are in TypeScript.
+// EAGAIN comes back as null (the socket is watched with watchReadable), never as an error.
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/mman.h>
@@ -205,6 +206,22 @@ Napi::Value SendmsgFds(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(n));
 }
 
+// peerCred(fd) -> { pid, uid, gid }: getsockopt(SO_PEERCRED) of a connected AF_UNIX socket (unix(7),
+// socket(7)): the credentials the peer had when it called connect(2) (or listen(2)/socketpair(2)). Who may
+// connect is the caller's policy.
+Napi::Value PeerCred(const Napi::CallbackInfo& info) {
+  RequireArgs(info, 1, "peerCred");
+  int fd = FdArg(info, 0, "peerCred", "fd");
+  ucred c{};
+  socklen_t len = sizeof c;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c, &len) < 0) ThrowErrno(info.Env(), "getsockopt", errno, "(SO_PEERCRED)");
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("pid", Napi::Number::New(info.Env(), c.pid));
+  out.Set("uid", Napi::Number::New(info.Env(), c.uid));
+  out.Set("gid", Napi::Number::New(info.Env(), c.gid));
+  return out;
+}
+
 // memfdCreate(name) -> fd: memfd_create(name, MFD_CLOEXEC) (shared guest RAM in tests; size with ftruncate).
 Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
   RequireArgs(info, 1, "memfdCreate");
@@ -225,6 +242,7 @@ void RegisterUnixFd(Napi::Env env, Napi::Object exports) {
   exports.Set("recvmsgFds", Napi::Function::New(env, RecvmsgFds, "recvmsgFds"));
   exports.Set("sendmsgFds", Napi::Function::New(env, SendmsgFds, "sendmsgFds"));
   exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate, "memfdCreate"));
+  exports.Set("peerCred", Napi::Function::New(env, PeerCred, "peerCred"));
 }
 
 }  // namespace kata

@@ -2,6 +2,9 @@
 // Global options (before the command, as with runc): --root, --log, --log-format, --hypervisor, --config.
 // Lifecycle rules live in the runtime (src/runtime/api.ts); this file parses arguments, maps signal names, prints
 // results and turns every failure into one line `kata-ts: <message>` on stderr with a non-zero exit status.
+// Container ids are checked by the runtime's one rule (src/runtime/container-id.ts) before any command runs.
+// SIGINT, SIGTERM and SIGHUP during `create` (or the create step of `run`) interrupt it: the runtime removes
+// what it had started and the command fails with one line.
 // Command and flag names follow runc 1.1 (runc --help) so that shims written for runc can call kata-ts.
 
 import { readFileSync } from 'node:fs';
@@ -9,6 +12,7 @@ import { constants as osConstants } from 'node:os';
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type * as RuntimeApi from '../runtime/api.js';
+import { checkContainerId } from '../runtime/container-id.js';
 import { array, boolean, define, InvalidField, InvalidJson, isPlainObject, object, optional, parseJson, string, validate } from '../runtime/validate.js';
 
 export type OciRuntime = Pick<
@@ -29,7 +33,10 @@ export interface OciDeps {
   /** the fds handed to the container (create/run/exec) */
   stdio: StdioFds;
   setExitCode: (code: number) => void;
-  /** forward signals received by `run` to the container, as runc does (off in tests) */
+  /**
+   * handle signals: forward those `run` receives to the container, as runc does, and let SIGINT/SIGTERM/SIGHUP
+   * interrupt `create` (off in tests)
+   */
   forwardSignals: boolean;
   env: NodeJS.ProcessEnv;
 }
@@ -73,15 +80,6 @@ export function errorLine(e: unknown): string {
   // a raw permission error from the state directory says nothing about what to do
   if (code === 'EACCES' || code === 'EPERM') line += ': run as root, or pass --root DIR with a directory you can write to';
   return line === '' ? 'unknown error' : line;
-}
-
-/** Container ids as runc accepts them (libcontainer: ^[\w+-\.]+$), which also keeps them safe as directory names. */
-export function checkId(id: string): string {
-  if (!/^[\w+.-]+$/.test(id) || id === '.' || id === '..') {
-    throw new InvalidArgumentError(`invalid container id "${id}": use letters, digits, '_', '+', '-' and '.'`);
-  }
-  if (id.length > 1024) throw new InvalidArgumentError('container id is longer than 1024 characters');
-  return id;
 }
 
 interface GlobalOpts {
@@ -168,12 +166,24 @@ function collect(v: string, prev: string[] = []): string[] {
   return [...prev, v];
 }
 
-function idArg(v: string): string {
-  return checkId(v);
-}
-
 /** Signals `kata-ts run` relays to its container (runc's signal handler forwards everything it can catch). */
 const FORWARDED: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
+
+/** Signals that interrupt `create`: the runtime then removes the sandbox and state it had started. */
+const INTERRUPTS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/** Runs `fn` with an AbortSignal that SIGINT/SIGTERM/SIGHUP abort while it runs (none when `handle` is off). */
+async function interruptible<T>(handle: boolean, fn: (signal: AbortSignal | undefined) => Promise<T>): Promise<T> {
+  if (!handle) return fn(undefined);
+  const ac = new AbortController();
+  const onSignal = (sig: NodeJS.Signals): void => ac.abort(sig);
+  for (const s of INTERRUPTS) process.on(s, onSignal);
+  try {
+    return await fn(ac.signal);
+  } finally {
+    for (const s of INTERRUPTS) process.off(s, onSignal);
+  }
+}
 
 /**
  * Adds the global options and the OCI commands to `program`. Global options are positional (before the
@@ -202,6 +212,10 @@ export function registerOciCommands(program: Command, overrides: Partial<OciDeps
       }
     };
 
+  /** guard() for a command whose first argument is a container id: the runtime's id rule comes first. */
+  const withId = <A extends unknown[]>(fn: (id: string, ...a: A) => Promise<number | void>) =>
+    guard(async (id: string, ...a: A) => fn(checkContainerId(id), ...a));
+
   program
     .command('create')
     .description('create a container (and its sandbox VM) from an OCI bundle; `start` runs its process')
@@ -210,25 +224,28 @@ export function registerOciCommands(program: Command, overrides: Partial<OciDeps
     .option('--console-socket <path>', 'unix socket that receives the pty master when process.terminal is true')
     .addOption(new Option('--no-pivot', 'accepted for runc compatibility; ignored').hideHelp())
     .addOption(new Option('--no-new-keyring', 'accepted for runc compatibility; ignored').hideHelp())
-    .argument('<container-id>', 'container id', idArg)
+    .argument('<container-id>', 'container id')
     .action(
-      guard(async (id: string, c: { bundle: string; pidFile?: string; consoleSocket?: string }) => {
+      withId(async (id: string, c: { bundle: string; pidFile?: string; consoleSocket?: string }) => {
         const rt = await d.runtime();
-        await rt.create(opts(), id, {
-          bundle: resolve(c.bundle),
-          ...(c.pidFile !== undefined ? { pidFile: resolve(c.pidFile) } : {}),
-          ...(c.consoleSocket !== undefined ? { consoleSocket: resolve(c.consoleSocket) } : {}),
-          stdio: d.stdio,
-        });
+        await interruptible(d.forwardSignals, (signal) =>
+          rt.create(opts(), id, {
+            bundle: resolve(c.bundle),
+            ...(c.pidFile !== undefined ? { pidFile: resolve(c.pidFile) } : {}),
+            ...(c.consoleSocket !== undefined ? { consoleSocket: resolve(c.consoleSocket) } : {}),
+            stdio: d.stdio,
+            ...(signal ? { signal } : {}),
+          }),
+        );
       }),
     );
 
   program
     .command('start')
     .description('start the process of a created container')
-    .argument('<container-id>', 'container id', idArg)
+    .argument('<container-id>', 'container id')
     .action(
-      guard(async (id: string) => {
+      withId(async (id: string) => {
         await (await d.runtime()).start(opts(), id);
       }),
     );
@@ -236,9 +253,9 @@ export function registerOciCommands(program: Command, overrides: Partial<OciDeps
   program
     .command('state')
     .description('print the runtime-spec state of a container as JSON')
-    .argument('<container-id>', 'container id', idArg)
+    .argument('<container-id>', 'container id')
     .action(
-      guard(async (id: string) => {
+      withId(async (id: string) => {
         const s = await (await d.runtime()).state(opts(), id);
         d.stdout(JSON.stringify(s, null, 2) + '\n');
       }),
@@ -247,11 +264,11 @@ export function registerOciCommands(program: Command, overrides: Partial<OciDeps
   program
     .command('kill')
     .description('send a signal (default SIGTERM) to the container process')
-    .argument('<container-id>', 'container id', idArg)
+    .argument('<container-id>', 'container id')
     .argument('[signal]', 'signal name (TERM, SIGKILL, ...) or number', parseSignal)
     .option('-a, --all', 'send the signal to every process of the container')
     .action(
-      guard(async (id: string, signal: number | undefined, c: { all?: boolean }) => {
+      withId(async (id: string, signal: number | undefined, c: { all?: boolean }) => {
         await (await d.runtime()).kill(opts(), id, signal ?? osConstants.signals.SIGTERM, c.all === true);
       }),
     );
@@ -260,9 +277,9 @@ export function registerOciCommands(program: Command, overrides: Partial<OciDeps
     .command('delete')
     .description('delete a container, and its sandbox VM when it was the last one')
     .option('-f, --force', 'kill the container first if it is still running')
-    .argument('<container-id>', 'container id', idArg)
+    .argument('<container-id>', 'container id')
     .action(
-      guard(async (id: string, c: { force?: boolean }) => {
+      withId(async (id: string, c: { force?: boolean }) => {
         const rt = await d.runtime();
         try {
           await rt.remove(opts(), id, c.force === true);
@@ -283,19 +300,22 @@ export function registerOciCommands(program: Command, overrides: Partial<OciDeps
     .option('--console-socket <path>', 'with --detach: unix socket that receives the pty master')
     .addOption(new Option('--no-pivot', 'accepted for runc compatibility; ignored').hideHelp())
     .addOption(new Option('--no-new-keyring', 'accepted for runc compatibility; ignored').hideHelp())
-    .argument('<container-id>', 'container id', idArg)
+    .argument('<container-id>', 'container id')
     .action(
-      guard(async (id: string, c: { bundle: string; detach?: boolean; pidFile?: string; consoleSocket?: string }) => {
+      withId(async (id: string, c: { bundle: string; detach?: boolean; pidFile?: string; consoleSocket?: string }) => {
         const rt = await d.runtime();
         const o = opts();
         const bundle = resolve(c.bundle);
         if (c.detach === true) {
-          await rt.create(o, id, {
-            bundle,
-            ...(c.pidFile !== undefined ? { pidFile: resolve(c.pidFile) } : {}),
-            ...(c.consoleSocket !== undefined ? { consoleSocket: resolve(c.consoleSocket) } : {}),
-            stdio: d.stdio,
-          });
+          await interruptible(d.forwardSignals, (signal) =>
+            rt.create(o, id, {
+              bundle,
+              ...(c.pidFile !== undefined ? { pidFile: resolve(c.pidFile) } : {}),
+              ...(c.consoleSocket !== undefined ? { consoleSocket: resolve(c.consoleSocket) } : {}),
+              stdio: d.stdio,
+              ...(signal ? { signal } : {}),
+            }),
+          );
           await rt.start(o, id);
           return 0;
         }
@@ -307,7 +327,8 @@ export function registerOciCommands(program: Command, overrides: Partial<OciDeps
         };
         if (d.forwardSignals) for (const s of FORWARDED) process.on(s, relay);
         try {
-          return await rt.run(o, id, { bundle, stdio: d.stdio });
+          // a signal during the create step interrupts it (the container is not there to receive it yet)
+          return await interruptible(d.forwardSignals, (signal) => rt.run(o, id, { bundle, stdio: d.stdio, ...(signal ? { signal } : {}) }));
         } finally {
           if (d.forwardSignals) for (const s of FORWARDED) process.off(s, relay);
         }
@@ -322,10 +343,10 @@ export function registerOciCommands(program: Command, overrides: Partial<OciDeps
     .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect)
     .option('-p, --process <file>', 'read the process (args, env, cwd, terminal) from an OCI process.json')
     .passThroughOptions()
-    .argument('<container-id>', 'container id', idArg)
+    .argument('<container-id>', 'container id')
     .argument('[command...]', 'command and arguments')
     .action(
-      guard(async (id: string, command: string[], c: { tty?: boolean; cwd?: string; env?: string[]; process?: string }) => {
+      withId(async (id: string, command: string[], c: { tty?: boolean; cwd?: string; env?: string[]; process?: string }) => {
         const pf = c.process !== undefined ? readProcessFile(resolve(c.process)) : undefined;
         const args = command.length > 0 ? command : pf?.args;
         if (args === undefined || args.length === 0) throw new InvalidArgumentError('exec needs a command: kata-ts exec ID CMD [ARG...] (or --process FILE)');
@@ -351,9 +372,9 @@ export function registerOciCommands(program: Command, overrides: Partial<OciDeps
     .command('ps')
     .description('list the processes of a container')
     .addOption(new Option('-f, --format <format>', 'output format').choices(['table', 'json']).default('table'))
-    .argument('<container-id>', 'container id', idArg)
+    .argument('<container-id>', 'container id')
     .action(
-      guard(async (id: string, c: { format: 'table' | 'json' }) => {
+      withId(async (id: string, c: { format: 'table' | 'json' }) => {
         const pids = await (await d.runtime()).ps(opts(), id);
         d.stdout(c.format === 'json' ? JSON.stringify(pids) + '\n' : ['PID', ...pids.map(String)].join('\n') + '\n');
       }),

@@ -8,19 +8,26 @@
 // stopped, delete removes it. The first container creates the sandbox; containers annotated
 // io.kubernetes.cri.sandbox-id=<first id> join it. state.pid is the pid of the container's stdio relay, a host
 // process that forwards the container's stdio and exits with its exit code when it stops.
+// Every signal to a recorded host process (the sandbox process, its process group, a relay) goes through
+// process-identity.ts, which checks the recorded start time first. A `create` given an AbortSignal (the CLI
+// aborts it on SIGINT/SIGTERM/SIGHUP) tears down what it started; `delete --force` of a container still
+// `creating` tears it down at once instead of asking a sandbox that may never answer.
 
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { applyAnnotations, ConfigError, loadConfig, type HypervisorSection, type RuntimeConfig } from './config.js';
+import { checkContainerId } from './container-id.js';
 import { call, execResult, psResult, type ControlRequest } from './control.js';
 import { readBundle, type OciProcess } from './bundle.js';
 import { RuntimeError } from './errors.js';
 import type { SandboxLaunch } from './launch.js';
+import { FILE_MODE, openPrivate, writePrivate } from './private-files.js';
+import { processStart, signalGroup, signalProcess, type ProcessRef } from './process-identity.js';
 import {
   claimId,
   containerDir,
@@ -28,7 +35,6 @@ import {
   DEFAULT_ROOT,
   effectiveStatus,
   isAlive,
-  isValidId,
   listIds,
   loadContainer,
   OCI_VERSION,
@@ -81,9 +87,7 @@ function rootOf(o: RuntimeOptions): string {
   return o.root || DEFAULT_ROOT;
 }
 
-function checkId(id: string): void {
-  if (!isValidId(id)) throw new RuntimeError('INVALID', `invalid container id '${id}': use 1..64 characters of [A-Za-z0-9_.-], not starting with '.'`);
-}
+const checkId = checkContainerId;
 
 function config(o: RuntimeOptions): RuntimeConfig {
   try {
@@ -111,12 +115,19 @@ function ctl(o: RuntimeOptions, rec: ContainerRecord): string {
   return controlSocketPath(rootOf(o), rec.sandboxId);
 }
 
+/** `create` of `id` was interrupted (a signal to the CLI; `signal.reason` names it). */
+function interrupted(id: string, signal: AbortSignal): RuntimeError {
+  const why = typeof signal.reason === 'string' ? signal.reason : 'aborted';
+  return new RuntimeError('INTERNAL', `create of '${id}' was interrupted (${why}): what it had started is removed; create it again`);
+}
+
 /** Last stdout line of a cached guest build script (kernel-config/build.sh full, guest/build-agent-initrd.sh). */
-async function artifact(script: string[], what: string, hint: string): Promise<string> {
+async function artifact(script: string[], what: string, hint: string, signal: AbortSignal | undefined): Promise<string> {
   let out: string;
   try {
-    out = (await execFileP('bash', script, { cwd: PKG_ROOT, encoding: 'utf8', timeout: 3_600_000, maxBuffer: 64 * 1024 * 1024 })).stdout;
+    out = (await execFileP('bash', script, { cwd: PKG_ROOT, encoding: 'utf8', timeout: 3_600_000, maxBuffer: 64 * 1024 * 1024, ...(signal ? { signal } : {}) })).stdout;
   } catch (e) {
+    if (signal?.aborted) throw e; // the caller reports the interruption
     throw new RuntimeError('INVALID', `no guest ${what}: ${script.join(' ')} failed (${(e as Error).message.split('\n')[0]!}): ${hint}`);
   }
   const last = out.trim().split('\n').pop() ?? '';
@@ -124,12 +135,15 @@ async function artifact(script: string[], what: string, hint: string): Promise<s
   return last;
 }
 
-function readLineFrom(r: Readable, timeoutMs: number): Promise<string> {
+/** The first line a child writes on its readiness pipe; 'error ...' on a timeout, an early exit or an abort. */
+function readLineFrom(r: Readable, timeoutMs: number, signal?: AbortSignal): Promise<string> {
   return new Promise((resolve) => {
     let buf = '';
     const timer = setTimeout(() => finish(`error no answer within ${timeoutMs} ms`), timeoutMs);
+    const onAbort = (): void => finish('error interrupted');
     const finish = (v: string): void => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       r.off('data', onData);
       r.off('end', onEnd);
       r.destroy();
@@ -144,26 +158,42 @@ function readLineFrom(r: Readable, timeoutMs: number): Promise<string> {
     r.on('data', onData);
     r.on('end', onEnd);
     r.on('error', () => finish('error readiness pipe failed'));
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
 
-/** Kill what a dead (or hung) sandbox left: its process group (QEMU, backends), its temp dir. */
+/** `p`, or a rejection with `err()` as soon as `signal` aborts (p goes on: the caller tears down what it started). */
+function unlessAborted<T>(p: Promise<T>, signal: AbortSignal | undefined, err: () => Error): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(err());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(err());
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}
+
+/**
+ * Kill what a dead (or hung) sandbox left: the sandbox process and its process group (QEMU, backends), each only
+ * while the recorded start time says it is still ours (process-identity.ts), then its temp dir.
+ */
 function reapSandbox(root: string, sid: string): void {
   const sb = readSandbox(root, sid);
   if (!sb) return;
-  if (isAlive(sb.pid, sb.pidStart)) {
-    try {
-      process.kill(sb.pid, 'SIGKILL');
-    } catch {
-      // gone meanwhile
-    }
-  }
-  try {
-    // the sandbox process was started detached: its pid is the process group id of everything it spawned
-    process.kill(-sb.pid, 'SIGKILL');
-  } catch {
-    // no process left in the group
-  }
+  const leader: ProcessRef = { pid: sb.pid, start: sb.pidStart };
+  signalProcess(leader, 'SIGKILL');
+  // the sandbox process was started detached: its pid is the process group id of everything it spawned
+  signalGroup(leader, 'SIGKILL');
   // only a directory we made (mkdtemp 'kata-ts-sb-'): sandbox.json is not trusted to name anything else
   if (/\/kata-ts-sb-[A-Za-z0-9]{6}$/.test(sb.tmpDir)) rmSync(sb.tmpDir, { recursive: true, force: true });
 }
@@ -177,13 +207,21 @@ async function waitGone(pid: number, start: number, ms: number): Promise<boolean
   return !isAlive(pid, start);
 }
 
-async function spawnSandbox(o: RuntimeOptions, root: string, sid: string, cfg: RuntimeConfig, hvSection: HypervisorSection): Promise<void> {
+async function spawnSandbox(
+  o: RuntimeOptions,
+  root: string,
+  sid: string,
+  cfg: RuntimeConfig,
+  hvSection: HypervisorSection,
+  signal: AbortSignal | undefined,
+): Promise<void> {
   const choice = o.hypervisor ?? cfg.runtime.hypervisor;
   // the build scripts are cached (a hash of their inputs): fast once built; run both at once
   const [kernel, initrd] = await Promise.all([
-    hvSection.kernel || artifact(['kernel-config/build.sh', 'full'], 'kernel', 'run `npm run guest:kernel` or set kernel in configuration.toml'),
-    hvSection.initrd || artifact(['guest/build-agent-initrd.sh'], 'initrd', 'run `bash guest/build-agent-initrd.sh` or set initrd in configuration.toml'),
+    hvSection.kernel || artifact(['kernel-config/build.sh', 'full'], 'kernel', 'run `npm run guest:kernel` or set kernel in configuration.toml', signal),
+    hvSection.initrd || artifact(['guest/build-agent-initrd.sh'], 'initrd', 'run `bash guest/build-agent-initrd.sh` or set initrd in configuration.toml', signal),
   ]);
+  signal?.throwIfAborted();
   for (const [what, p] of [['kernel', kernel], ['initrd', initrd]] as const) {
     if (!existsSync(p)) throw new RuntimeError('INVALID', `the guest ${what} ${p} (configuration ${cfg.source}) does not exist: fix the path or clear it to use the built one`);
   }
@@ -200,29 +238,29 @@ async function spawnSandbox(o: RuntimeOptions, root: string, sid: string, cfg: R
     memoryMiB: hvSection.default_memory,
     slots: 1 + cfg.runtime.spare_block_devices,
     slotSizeMiB: cfg.runtime.spare_block_size,
+    consoleLogMaxMiB: hvSection.console_log_max_mib,
     dialTimeoutMs: cfg.agent.dial_timeout * 1000,
     requestTimeoutMs: cfg.agent.request_timeout * 1000,
     logFormat: o.logFormat ?? 'text',
     tmpDir: tmp,
   };
-  const logFd = openSync(o.log ?? join(containerDir(root, sid), 'sandbox.log'), 'a');
+  // sandbox.log is private like the rest of the state; a --log file of the caller's is created 0600 and
+  // otherwise keeps its mode
+  const logFd = o.log !== undefined ? openSync(o.log, 'a', FILE_MODE) : openPrivate(join(containerDir(root, sid), 'sandbox.log'), 'a');
   let child: ChildProcess;
   try {
     child = spawn(process.execPath, [SANDBOX_MAIN, JSON.stringify(launch)], { detached: true, stdio: ['ignore', logFd, logFd, 'pipe'], env: { ...process.env, TMPDIR: tmp } });
   } finally {
     closeSync(logFd);
   }
-  const answer = await readLineFrom(child.stdio[3] as Readable, launch.dialTimeoutMs + 60_000);
+  // our child, not yet reaped: its pid and start time are its own (detached: its pid is also its process group)
+  const leader: ProcessRef = { pid: child.pid ?? 0, start: child.pid !== undefined ? (processStart(child.pid) ?? 0) : 0 };
+  const answer = await readLineFrom(child.stdio[3] as Readable, launch.dialTimeoutMs + 60_000, signal);
   child.unref();
   if (answer !== 'ready') {
-    if (child.pid !== undefined) {
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
+    signalGroup(leader, 'SIGKILL');
     rmSync(tmp, { recursive: true, force: true });
+    if (signal?.aborted) throw interrupted(sid, signal);
     throw new RuntimeError('INTERNAL', `the sandbox VM did not start: ${answer.replace(/^error /, '')}`);
   }
 }
@@ -234,6 +272,7 @@ interface RelayOptions {
   tty: boolean;
   stdio: StdioFds;
   detached: boolean;
+  signal?: AbortSignal | undefined;
 }
 
 /** Starts the stdio relay of one process (stdio-relay-main.ts); resolves once its streams are bound. */
@@ -242,21 +281,27 @@ async function spawnRelay(s: RelayOptions): Promise<ChildProcess> {
     detached: s.detached,
     stdio: [s.stdio.stdin, s.stdio.stdout, s.stdio.stderr, 'pipe'],
   });
-  const answer = await readLineFrom(child.stdio[3] as Readable, 60_000);
+  const answer = await readLineFrom(child.stdio[3] as Readable, 60_000, s.signal);
   if (answer !== 'ready') {
-    child.kill('SIGKILL');
+    child.kill('SIGKILL'); // Node signals a child only until it has reaped it: never a reused pid
+    if (s.signal?.aborted) throw interrupted(s.id, s.signal);
     throw new RuntimeError('INTERNAL', `the stdio relay of ${s.id} failed: ${answer.replace(/^error /, '')}`);
   }
   if (s.detached) child.unref();
   return child;
 }
 
-async function createInternal(
-  o: RuntimeOptions,
-  id: string,
-  a: { bundle: string; pidFile?: string; consoleSocket?: string; stdio: StdioFds },
-  detached: boolean,
-): Promise<ChildProcess> {
+/** What `create` and `run` take besides the id. */
+export interface CreateArgs {
+  bundle: string;
+  pidFile?: string;
+  consoleSocket?: string;
+  stdio: StdioFds;
+  /** aborting it (the CLI does on SIGINT/SIGTERM/SIGHUP) interrupts `create`, which removes what it started */
+  signal?: AbortSignal;
+}
+
+async function createInternal(o: RuntimeOptions, id: string, a: CreateArgs, detached: boolean): Promise<ChildProcess> {
   checkId(id);
   const root = rootOf(o);
   const cfg = config(o);
@@ -294,14 +339,20 @@ async function createInternal(
     sandboxId: sid,
     created: new Date().toISOString(),
   };
+  const signal = a.signal;
   try {
     writeContainer(root, rec);
-    if (!joining) await spawnSandbox(o, root, sid, cfg, hvSection!);
+    signal?.throwIfAborted();
+    if (!joining) await spawnSandbox(o, root, sid, cfg, hvSection!, signal);
     const sock = controlSocketPath(root, sid);
     const req: ControlRequest = { op: 'create', id, bundle: b.dir, rootfs: b.rootfs, spec: b.spec, annotations: b.annotations };
-    await call(sock, req, 120_000);
-    const relay = await spawnRelay({ sock, id, exec: '', tty: false, stdio: a.stdio, detached });
-    if (a.pidFile) writeFileSync(a.pidFile, String(relay.pid));
+    // an own sandbox is killed at once on an interruption; a joined one runs other containers, so its create
+    // request is let finish and then undone below (a container it added later would come back)
+    await (joining ? call(sock, req, 120_000) : unlessAborted(call(sock, req, 120_000), signal, () => interrupted(id, signal!)));
+    signal?.throwIfAborted();
+    const relay = await spawnRelay({ sock, id, exec: '', tty: false, stdio: a.stdio, detached, signal });
+    signal?.throwIfAborted();
+    if (a.pidFile) writePrivate(a.pidFile, String(relay.pid));
     return relay;
   } catch (e) {
     if (joining) {
@@ -310,15 +361,12 @@ async function createInternal(
       reapSandbox(root, sid);
     }
     removeDir(root, id);
+    if (signal?.aborted) throw interrupted(id, signal);
     throw e instanceof RuntimeError ? e : new RuntimeError('INTERNAL', (e as Error).message);
   }
 }
 
-export async function create(
-  o: RuntimeOptions,
-  id: string,
-  a: { bundle: string; pidFile?: string; consoleSocket?: string; stdio: StdioFds },
-): Promise<void> {
+export async function create(o: RuntimeOptions, id: string, a: CreateArgs): Promise<void> {
   await createInternal(o, id, a, true);
 }
 
@@ -352,12 +400,26 @@ export async function kill(o: RuntimeOptions, id: string, signal: number, all?: 
   // signal(7): 1..64 (SIGRTMAX)
   if (!Number.isInteger(signal) || signal < 1 || signal > 64) throw new RuntimeError('INVALID', `invalid signal ${signal}: use a number 1..64 or a name such as TERM`);
   const st = effectiveStatus(rec, sandboxAlive(rootOf(o), rec.sandboxId));
+  if (st === 'creating') throw new RuntimeError('STATE', `container '${id}' is still being created: only a created or running container can be signalled; remove it with \`kata-ts delete --force ${id}\``);
   if (st !== 'created' && st !== 'running') throw new RuntimeError('STATE', `container '${id}' is ${st}: only a created or running container can be signalled`);
   await call(ctl(o, rec), { op: 'kill', id, signal, all: all ?? false }, 30_000);
 }
 
 /** `delete` */
 export async function remove(o: RuntimeOptions, id: string, force?: boolean): Promise<void> {
+  await deleteContainer(o, id, force);
+}
+
+/**
+ * Which way `delete` went: 'leftover' (a directory without a record, removed), 'reaped' (the sandbox process was
+ * gone: what it left was killed), 'sandbox' (the live sandbox deleted it, and exited after its last container),
+ * 'creating' (a container still being created, torn down at once: no call to a sandbox that may never answer,
+ * no wait for it to exit).
+ */
+export type DeletePath = 'leftover' | 'reaped' | 'sandbox' | 'creating';
+
+/** `delete`, saying which way it went (tests observe it). */
+export async function deleteContainer(o: RuntimeOptions, id: string, force?: boolean): Promise<DeletePath> {
   checkId(id);
   const root = rootOf(o);
   const rec = readContainer(root, id);
@@ -366,7 +428,7 @@ export async function remove(o: RuntimeOptions, id: string, force?: boolean): Pr
     if (listIds(root).includes(id)) {
       reapSandbox(root, id);
       removeDir(root, id);
-      return;
+      return 'leftover';
     }
     throw new RuntimeError('NOT_FOUND', `container '${id}' does not exist: see \`kata-ts list\``);
   }
@@ -374,6 +436,11 @@ export async function remove(o: RuntimeOptions, id: string, force?: boolean): Pr
   const sb = readSandbox(root, sid);
   const alive = sb !== undefined && isAlive(sb.pid, sb.pidStart);
   const st = effectiveStatus(rec, alive);
+  if (st === 'creating') {
+    if (!force) throw new RuntimeError('STATE', `container '${id}' is still being created: wait for its create to finish, or remove it now with \`kata-ts delete --force ${id}\``);
+    await removeCreating(root, rec, alive);
+    return 'creating';
+  }
   if (!force && st !== 'stopped' && st !== 'created') {
     throw new RuntimeError('STATE', `container '${id}' is ${st}: stop it first (kata-ts kill ${id} KILL) or use delete --force`);
   }
@@ -392,13 +459,7 @@ export async function remove(o: RuntimeOptions, id: string, force?: boolean): Pr
     // crash recovery: the sandbox process is gone; kill what it left (QEMU, backends) and its files
     reapSandbox(root, sid);
   }
-  if (rec.pid > 0 && isAlive(rec.pid, rec.pidStart)) {
-    try {
-      process.kill(rec.pid, 'SIGKILL');
-    } catch {
-      // exited meanwhile
-    }
-  }
+  signalProcess({ pid: rec.pid, start: rec.pidStart }, 'SIGKILL'); // the stdio relay, if it is still itself
   if (id === sid && sandboxAlive(root, sid)) rmSync(statePath(root, sid), { force: true }); // others still run in it
   else removeDir(root, id);
   // the sandbox's directory: remove once neither its process nor a container record needs it
@@ -406,10 +467,26 @@ export async function remove(o: RuntimeOptions, id: string, force?: boolean): Pr
     reapSandbox(root, sid);
     removeDir(root, sid);
   }
+  return alive ? 'sandbox' : 'reaped';
 }
 
-/** create + start + wait + delete; resolves with the container's exit code. */
-export async function run(o: RuntimeOptions, id: string, a: { bundle: string; stdio: StdioFds }): Promise<number> {
+/**
+ * `delete --force` of a container still `creating` (its create was interrupted, or is still running): its own
+ * sandbox is killed at once (it may be booting, with no control socket yet); a sandbox it was joining runs other
+ * containers, so that one is only asked to drop it if it has it, without waiting for anything to exit.
+ */
+async function removeCreating(root: string, rec: ContainerRecord, sandboxRuns: boolean): Promise<void> {
+  signalProcess({ pid: rec.pid, start: rec.pidStart }, 'SIGKILL');
+  if (rec.id === rec.sandboxId) {
+    reapSandbox(root, rec.id);
+  } else if (sandboxRuns) {
+    await call(controlSocketPath(root, rec.sandboxId), { op: 'delete', id: rec.id, force: true }, 10_000).catch(() => undefined);
+  }
+  removeDir(root, rec.id);
+}
+
+/** create + start + wait + delete; resolves with the container's exit code. `a.signal` interrupts the create step. */
+export async function run(o: RuntimeOptions, id: string, a: { bundle: string; stdio: StdioFds; signal?: AbortSignal }): Promise<number> {
   const relay = await createInternal(o, id, a, false);
   const exited = new Promise<number>((resolve) => relay.once('exit', (code, sig) => resolve(code ?? (sig ? 128 + signalNumber(sig) : 255))));
   try {

@@ -22,6 +22,8 @@ export interface HypervisorSection {
   default_vcpus: number;
   /** MiB */
   default_memory: number;
+  /** MiB: console.log and console.log.1 under the state root each hold at most this much (console-ring.ts) */
+  console_log_max_mib: number;
 }
 
 export interface RuntimeConfig {
@@ -52,7 +54,15 @@ export class ConfigError extends Error {
 const DEFAULT_PARAMS = 'console=ttyS0 reboot=k panic=-1';
 
 export function builtinConfig(): RuntimeConfig {
-  const hv = (): HypervisorSection => ({ path: 'qemu-system-x86_64', kernel: '', initrd: '', kernel_params: DEFAULT_PARAMS, default_vcpus: 1, default_memory: 512 });
+  const hv = (): HypervisorSection => ({
+    path: 'qemu-system-x86_64',
+    kernel: '',
+    initrd: '',
+    kernel_params: DEFAULT_PARAMS,
+    default_vcpus: 1,
+    default_memory: 512,
+    console_log_max_mib: 1,
+  });
   return {
     source: 'built-in',
     hypervisor: { qemu: hv(), inproc: hv() },
@@ -78,6 +88,8 @@ const HV_KEYS: Record<string, KeySpec> = {
   // limits: the qemu microvm machine / our PVH boot (layout.ts memmap) — keep them sane
   default_vcpus: { kind: 'int', min: 1, max: 64 },
   default_memory: { kind: 'int', min: 64, max: 65536 },
+  // the state root is usually /run (RAM): two files of this size per sandbox
+  console_log_max_mib: { kind: 'int', min: 1, max: 1024 },
 };
 
 /** section path → allowed keys */

@@ -23,6 +23,8 @@ export interface SandboxSettings {
   /** spare virtio-blk disks, one per container rootfs */
   slots: number;
   slotSizeMiB: number;
+  /** console.log and console.log.1 each hold at most this many MiB ([hypervisor.*] console_log_max_mib) */
+  consoleLogMaxMiB: number;
   dialTimeoutMs: number;
   requestTimeoutMs: number;
   /** TMPDIR of the sandbox (QEMU's work dir); removed at shutdown */
@@ -51,6 +53,7 @@ export const sandboxLaunch: Check<SandboxLaunch> = object({
   // virtio-blk names vda..vdz (rootfs-image.ts guestDisk)
   slots: int(1, 26),
   slotSizeMiB: positive,
+  consoleLogMaxMiB: int(1, 1024),
   dialTimeoutMs: positive,
   requestTimeoutMs: positive,
   logFormat: oneOf('text', 'json'),

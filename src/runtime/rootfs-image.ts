@@ -4,7 +4,9 @@
 // blkdev_flush_mapping), so the agent's mount reads the new file system.
 
 import { execFileSync } from 'node:child_process';
+import { chmodSync } from 'node:fs';
 import { RuntimeError } from './errors.js';
+import { FILE_MODE } from './private-files.js';
 
 /** Fills `image` (a file of `sizeMiB`) with a file system holding the directory `rootfs`. */
 export type ImageBuilder = (rootfs: string, image: string, sizeMiB: number) => void;
@@ -18,6 +20,9 @@ export const mkfsExt4: ImageBuilder = (rootfs, image, sizeMiB) => {
     const err = (e as { stderr?: Buffer }).stderr?.toString().trim().split('\n').pop() ?? (e as Error).message;
     throw new RuntimeError('INVALID', `cannot build the rootfs image from ${rootfs}: ${err} (a rootfs larger than [runtime] spare_block_size ${sizeMiB} MiB does not fit)`);
   }
+  // the container's file system: private like every file under the state root (mkfs creates a missing image
+  // with 0666 minus the umask)
+  chmodSync(image, FILE_MODE);
 };
 
 /** virtio-blk names in probe order: vda, vdb, ... (drivers/block/virtio_blk.c virtblk_name_format) */

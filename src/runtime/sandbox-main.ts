@@ -4,6 +4,8 @@
 // JSON, makes the hypervisor (src/hypervisor/factory.ts), runs one Sandbox (sandbox.ts) and exits when it has
 // shut down (after its last container is deleted, when the VM exits, or on SIGTERM).
 // Readiness: it writes "ready\n" (or "error <message>\n") on fd 3, a pipe to the CLI that spawned it.
+// Its umask is 077: whatever it or QEMU creates without an explicit mode (QEMU's work directory, the vhost-user
+// sockets in it) is private to the runtime's user; the state files get explicit modes besides (private-files.ts).
 
 import { closeSync, writeSync } from 'node:fs';
 import { chooseHypervisor, createHypervisor, detectHost } from '../hypervisor/factory.js';
@@ -39,6 +41,7 @@ async function main(launch: SandboxLaunch, log: RuntimeLogger): Promise<void> {
   signalReady('ready');
 }
 
+process.umask(0o077);
 let launch: SandboxLaunch;
 try {
   launch = parseLaunch(process.argv[2] ?? '');

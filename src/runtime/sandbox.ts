@@ -3,23 +3,29 @@
 // serves the control protocol (control.ts) on <root>/<sid>/control.sock, writes each container's state.json on
 // every transition and sandbox.json at boot, and shuts down after its last container is deleted, when the VM
 // exits, or when asked (DestroySandbox powers the VM off; stopVm if it does not).
+// The control socket is 0600 in the 0700 sandbox directory, and each connection's peer (SO_PEERCRED) must be the
+// sandbox's own uid or root; a stdio relay may register only its own pid (the pid `delete` later signals).
+// The guest console goes to a bounded ring, console.log + console.log.1 (console-ring.ts).
 // The sandbox process (sandbox-main.ts) runs one; tests run one in-process against a fake hypervisor and agent.
 //
 // Container rootfs: the VM gets `slots` virtio-blk disks at boot (no hotplug yet, interface.ts): sparse files of
 // slotSizeMiB. `create` fills a free slot with the bundle's rootfs (rootfs-image.ts) and the agent mounts it.
 
-import { closeSync, createWriteStream, mkdirSync, openSync, rmSync, truncateSync, type WriteStream } from 'node:fs';
+import { closeSync, ftruncateSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { AGENT_STDIO_PORT, StreamKind, bindStdioStream, type AgentClient } from '../agent/index.js';
+import { peerCredentials, type PeerCred } from '../host/peer-cred.js';
 import type { Hypervisor } from '../hypervisor/interface.js';
 import { vsockAgentConnector, type AgentConnector } from './agent-dial.js';
+import { ConsoleRing } from './console-ring.js';
 import { Container, INIT } from './container.js';
 import { parseRequest, readLine, type ControlReply, type ControlRequest, type StreamName } from './control.js';
 import { RuntimeError } from './errors.js';
 import type { SandboxSettings } from './launch.js';
 import type { RuntimeLogger } from './log.js';
+import { listenPrivate, makePrivateDirs, openPrivate } from './private-files.js';
 import { guestDisk, mkfsExt4, type ImageBuilder } from './rootfs-image.js';
 import { containerDir, controlSocketPath, processStart, readContainer, removeDir, sandboxPath, statePath, writeContainer, writeSandbox } from './state.js';
 
@@ -45,6 +51,8 @@ export interface SandboxDeps {
   buildImage?: ImageBuilder;
   /** how long shutdown waits for the guest to power off before stopVm(); default POWER_OFF_WAIT_MS */
   powerOffWaitMs?: number;
+  /** SO_PEERCRED of an accepted control connection's fd; default the addon's (src/host/peer-cred.ts) */
+  peerCred?: (fd: number) => PeerCred;
 }
 
 /** An agent call failed: the RuntimeError code its gRPC status maps to, and what was being done. */
@@ -60,6 +68,12 @@ function reply(s: Socket, r: ControlReply): void {
   s.write(`${JSON.stringify(r)}\n`);
 }
 
+/** The fd of an accepted connection (net.Socket keeps it in its libuv handle; Node has no public accessor). */
+function socketFd(s: Socket): number | undefined {
+  const fd = (s as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
 export class Sandbox {
   readonly id: string;
   /** resolves once shutdown() has released the VM and removed the sandbox's files */
@@ -69,11 +83,12 @@ export class Sandbox {
   private readonly connectAgent: AgentConnector;
   private readonly buildImage: ImageBuilder;
   private readonly powerOffWaitMs: number;
+  private readonly peerCred: (fd: number) => PeerCred;
   private readonly containers = new Map<string, Container>();
   private readonly slotsUsed = new Set<number>();
   private agentClient: AgentClient | undefined;
   private server: Server | undefined;
-  private consoleLog: WriteStream | undefined;
+  private consoleLog: ConsoleRing | undefined;
   private stopping: Promise<void> | undefined;
   private resolveClosed!: () => void;
 
@@ -87,6 +102,7 @@ export class Sandbox {
     this.connectAgent = deps.connectAgent ?? vsockAgentConnector(settings);
     this.buildImage = deps.buildImage ?? mkfsExt4;
     this.powerOffWaitMs = deps.powerOffWaitMs ?? POWER_OFF_WAIT_MS;
+    this.peerCred = deps.peerCred ?? ((fd) => peerCredentials(fd));
     this.closed = new Promise((r) => (this.resolveClosed = r));
   }
 
@@ -126,19 +142,24 @@ export class Sandbox {
 
   private async boot(): Promise<void> {
     const st = this.settings;
-    mkdirSync(st.tmpDir, { recursive: true });
+    makePrivateDirs(st.tmpDir);
     writeSandbox(st.root, { id: this.id, pid: process.pid, pidStart: processStart(process.pid) ?? 0, hypervisor: st.hypervisor, tmpDir: st.tmpDir, created: new Date().toISOString() });
     for (let i = 0; i < st.slots; i++) {
-      closeSync(openSync(this.disk(i), 'a')); // sparse image; size set below
-      truncateSync(this.disk(i), st.slotSizeMiB * 1024 * 1024);
+      const fd = openPrivate(this.disk(i), 'a'); // a sparse image of slotSizeMiB
+      try {
+        ftruncateSync(fd, st.slotSizeMiB * 1024 * 1024);
+      } finally {
+        closeSync(fd);
+      }
     }
     const hv = this.hv;
     if (!hv.capabilities().guestUserspace) {
       // DESIGN.md: the software KVM (kvm_pvm) boots the kernel but cannot run the agent (guest user space)
       throw new Error(`the ${hv.kind} hypervisor cannot run guest user space on this host (software KVM), so the agent cannot start: use --hypervisor=auto or qemu`);
     }
-    const consoleLog = (this.consoleLog = createWriteStream(join(this.dir, 'console.log')));
-    consoleLog.on('error', (e) => this.log.error('console.log write failed', { error: e.message }));
+    const consoleLog = (this.consoleLog = new ConsoleRing(join(this.dir, 'console.log'), st.consoleLogMaxMiB * 1024 * 1024, (e) =>
+      this.log.error('console.log write failed; the guest console is no longer logged', { error: e.message }),
+    ));
     let kernelStarted = false;
     hv.on('log', (l: string) => this.log.info(l));
     await hv.createVm({
@@ -153,7 +174,7 @@ export class Sandbox {
           kernelStarted = true;
           this.log.info('kernel started'); // the first console byte (bench:run reads this phase)
         }
-        if (!consoleLog.writableEnded) consoleLog.write(b);
+        consoleLog.write(b);
       },
     });
     await hv.startVm();
@@ -162,10 +183,7 @@ export class Sandbox {
     this.agentClient = await this.connectAgent(hv);
     this.log.info('agent ready');
     const server = (this.server = createServer((s) => void this.serve(s)));
-    await new Promise<void>((res, rej) => {
-      server.once('error', rej);
-      server.listen(controlSocketPath(st.root, this.id), () => res());
-    });
+    await listenPrivate(server, controlSocketPath(st.root, this.id));
     // from here on a VM that stops by itself ends the sandbox (before, start() fails and cleans up instead)
     void hv.wait().then((r) => {
       if (!this.stopping) {
@@ -315,9 +333,39 @@ export class Sandbox {
     return {};
   }
 
-  /** Serves one control connection: reads its request line and answers it (control.ts). */
+  /**
+   * The process at the other end of a control connection, when it may use this socket: the sandbox's own uid or
+   * root (SO_PEERCRED, read as it connected). RuntimeError otherwise.
+   */
+  private peerOf(s: Socket): PeerCred {
+    const fd = socketFd(s);
+    if (fd === undefined) throw new RuntimeError('INTERNAL', 'cannot identify the peer of a control connection (no socket fd): refused');
+    let peer: PeerCred;
+    try {
+      peer = this.peerCred(fd);
+    } catch (e) {
+      throw new RuntimeError('INTERNAL', `cannot identify the peer of a control connection (${(e as Error).message}): refused`);
+    }
+    const own = process.getuid?.() ?? 0;
+    if (peer.uid !== own && peer.uid !== 0) {
+      throw new RuntimeError('INVALID', `permission denied: uid ${peer.uid} may not use the control socket of sandbox '${this.id}': run kata-ts as uid ${own} or root`);
+    }
+    return peer;
+  }
+
+  /** Serves one control connection: checks its peer, reads its request line and answers it (control.ts). */
   async serve(s: Socket): Promise<void> {
     s.on('error', () => undefined);
+    let peer: PeerCred;
+    try {
+      peer = this.peerOf(s);
+    } catch (e) {
+      const err = e as RuntimeError;
+      this.log.error('control connection refused', { error: err.message });
+      reply(s, { ok: false, code: err.code, message: err.message });
+      s.end();
+      return;
+    }
     let line: string;
     try {
       line = await readLine(s, 30_000);
@@ -328,7 +376,7 @@ export class Sandbox {
     try {
       const req = parseRequest(line);
       if (req.op === 'attach') return await this.attach(s, req);
-      if (req.op === 'relay') return this.relay(s, req);
+      if (req.op === 'relay') return this.relay(s, req, peer);
       const result = await this.handle(req);
       reply(s, { ok: true, result });
       s.end();
@@ -361,11 +409,20 @@ export class Sandbox {
     }
   }
 
-  /** relay: a process's stdio relay announces its pid; the second line carries the exit code. */
-  private relay(s: Socket, req: Extract<ControlRequest, { op: 'relay' }>): void {
+  /**
+   * relay: a process's stdio relay announces its pid; the second line carries the exit code. The pid is the one
+   * `delete` signals, so it must be the connecting process's own (SO_PEERCRED), and its start time is recorded
+   * with it (process-identity.ts).
+   */
+  private relay(s: Socket, req: Extract<ControlRequest, { op: 'relay' }>, peer: PeerCred): void {
     const c = this.get(req.id);
     c.process(req.exec);
-    c.setRelay(req.exec, req.pid, processStart(req.pid) ?? 0);
+    if (req.pid !== peer.pid) {
+      throw new RuntimeError('INVALID', `relay registration refused: pid ${req.pid} is not the connecting process (pid ${peer.pid}); a stdio relay registers its own pid`);
+    }
+    const start = processStart(req.pid);
+    if (start === undefined) throw new RuntimeError('STATE', `relay registration refused: process ${req.pid} exited as it registered`);
+    c.setRelay(req.exec, req.pid, start);
     if (req.exec === INIT) this.persist(c);
     reply(s, { ok: true });
     c.onExit(req.exec, (code) => {
@@ -405,7 +462,7 @@ export class Sandbox {
   /** The files this sandbox made; its directory too unless a container record (its first container's) is there. */
   private removeFiles(): void {
     const { root, slots, tmpDir } = this.settings;
-    this.consoleLog?.end();
+    this.consoleLog?.close();
     rmSync(controlSocketPath(root, this.id), { force: true });
     for (let i = 0; i < slots; i++) rmSync(this.disk(i), { force: true });
     rmSync(sandboxPath(root, this.id), { force: true });

@@ -3,13 +3,23 @@
 //   <root>/<sid>/sandbox.json   the sandbox's record (SandboxRecord), in the directory of the sandbox's first container
 //   <root>/<sid>/control.sock   the sandbox process's control socket (control.ts)
 //   <root>/<sid>/disk-<n>.img   the rootfs block images attached to the VM
+//   <root>/<sid>/console.log    the guest console, a bounded ring with console.log.1 (console-ring.ts)
+//   <root>/<sid>/sandbox.log    the sandbox process's log (unless --log names another file)
 // Files are replaced atomically (write a temp file, rename) and checked field by field when read (validate.ts).
+// Every file is 0600 and every directory 0700 whatever the umask (private-files.ts): the state names pids that
+// `delete` signals, and the disks hold the containers' file systems.
 // Liveness of recorded pids is checked against the process start time in /proc/<pid>/stat (field 22) so a
-// reused pid is not mistaken for ours.
+// reused pid is not mistaken for ours (process-identity.ts).
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { isValidId } from './container-id.js';
+import { makePrivateDir, makePrivateDirs, writePrivate } from './private-files.js';
+import { processStart } from './process-identity.js';
 import { int, InvalidJson, nonEmptyString, object, oneOf, optional, parseJson, record, string, type Check } from './validate.js';
+
+export { isValidId } from './container-id.js';
+export { processStart } from './process-identity.js';
 
 export const OCI_VERSION = '1.0.2';
 export const DEFAULT_ROOT = '/run/kata-ts';
@@ -83,11 +93,6 @@ export class BadStateFile extends Error {
   }
 }
 
-/** OCI runtime spec / runc: ids are [A-Za-z0-9_.-]; the agent (agent.proto) also limits them to 1..64 bytes, no leading '.' */
-export function isValidId(id: string): boolean {
-  return /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$/.test(id);
-}
-
 export function containerDir(root: string, id: string): string {
   return join(root, id);
 }
@@ -103,7 +108,7 @@ export function controlSocketPath(root: string, sid: string): string {
 
 function writeAtomic(path: string, value: unknown): void {
   const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
+  writePrivate(tmp, `${JSON.stringify(value, null, 2)}\n`);
   renameSync(tmp, path);
 }
 
@@ -151,7 +156,7 @@ export function readContainer(root: string, id: string): ContainerRecord | undef
 }
 
 export function writeContainer(root: string, rec: ContainerRecord): void {
-  mkdirSync(containerDir(root, rec.id), { recursive: true });
+  makePrivateDirs(containerDir(root, rec.id));
   writeAtomic(statePath(root, rec.id), rec);
 }
 
@@ -166,19 +171,19 @@ export function readSandbox(root: string, sid: string): SandboxRecord | undefine
 }
 
 export function writeSandbox(root: string, rec: SandboxRecord): void {
-  mkdirSync(containerDir(root, rec.id), { recursive: true });
+  makePrivateDirs(containerDir(root, rec.id));
   writeAtomic(sandboxPath(root, rec.id), rec);
 }
 
 /**
  * Claims <root>/<id> for a new container: fails (false) when the directory exists already. mkdir is the lock:
- * two concurrent `create`s of one id cannot both win.
+ * two concurrent `create`s of one id cannot both win. The root is made 0700 when this creates it; an existing
+ * root keeps its mode (its container directories are 0700 either way).
  */
 export function claimId(root: string, id: string): boolean {
-  mkdirSync(root, { recursive: true, mode: 0o711 });
+  makePrivateDirs(root);
   try {
-    mkdirSync(containerDir(root, id), { mode: 0o711 });
-    return true;
+    return makePrivateDir(containerDir(root, id), true);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw e;
@@ -198,24 +203,10 @@ export function removeDir(root: string, id: string): void {
   rmSync(containerDir(root, id), { recursive: true, force: true });
 }
 
-/** /proc/<pid>/stat field 22 (starttime), or undefined when the process does not exist. */
-export function processStart(pid: number): number | undefined {
-  if (!Number.isInteger(pid) || pid <= 0) return undefined;
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  // proc(5): "pid (comm) state ..." — comm may hold spaces and ')', so split after the last ')'
-  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // rest[0] is field 3 (state); starttime is field 22
-  if (rest[0] === 'Z' || rest[0] === 'X') return undefined; // a zombie has exited
-  const v = Number(rest[22 - 3]);
-  return Number.isFinite(v) ? v : undefined;
-}
-
-/** The process recorded as (pid, start) still runs (start 0: any process with that pid). */
+/**
+ * The process recorded as (pid, start) still runs (start 0: any process with that pid). For what a reader reports
+ * only: a signal goes through process-identity.ts, which never accepts an unknown start.
+ */
 export function isAlive(pid: number, start: number): boolean {
   const s = processStart(pid);
   return s !== undefined && (start === 0 || s === start);

@@ -4,10 +4,13 @@
 // created → running → stopped; the lifecycle checks (start twice, kill of a stopped container, delete of a
 // running one without --force, no free slot); exit codes reaching `wait` and the stdio relay; exec and attach;
 // shutdown after the last delete, when the VM exits, and with a guest that does not power off; a start that
-// fails (hypervisor, agent, software KVM) leaving no state behind; malformed control requests.
+// fails (hypervisor, agent, software KVM) leaving no state behind; malformed control requests. Issue 14: file,
+// directory and socket modes under umask 000; the control socket's SO_PEERCRED check (own uid or root) and a
+// relay registering only its own pid; a console flood staying within console_log_max_mib.
 // The same paths with a real guest: tests/runtime/sandbox.test.ts and tests/e2e/ (QEMU TCG, minutes).
 
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -66,6 +69,7 @@ function rig(t: Test, o: RigOptions = {}): Rig {
     memoryMiB: 256,
     slots: 2,
     slotSizeMiB: 16,
+    consoleLogMaxMiB: 1,
     dialTimeoutMs: 2000,
     requestTimeoutMs: 5000,
     tmpDir: join(dir, 'kata-ts-sb-tmp'),
@@ -376,4 +380,77 @@ t.test('a control socket path already taken fails the start cleanly', async (t) 
   await t.rejects(r.sandbox.start(), /EADDRINUSE/);
   t.same(r.hv.calls, ['createVm', 'startVm', 'stopVm']);
   t.notOk(existsSync(join(r.root, SID)));
+});
+
+/** Every entry under `dir` (itself included) with its type and permission bits. */
+function modes(dir: string): { path: string; kind: 'dir' | 'file' | 'socket' | 'other'; mode: number }[] {
+  const st = lstatSync(dir);
+  const kind = st.isDirectory() ? 'dir' : st.isFile() ? 'file' : st.isSocket() ? 'socket' : 'other';
+  const here = { path: dir, kind, mode: st.mode & 0o777 } as const;
+  return st.isDirectory() ? [here, ...readdirSync(dir).flatMap((n) => modes(join(dir, n)))] : [here];
+}
+
+t.test('under umask 000 every file is 0600, every directory 0700, the control socket 0600 (issue 14 items 1, 2)', async (t) => {
+  const old = process.umask(0);
+  t.teardown(() => process.umask(old));
+  const r = rig(t);
+  await r.sandbox.start();
+  await r.ctl(createReq(r, SID));
+  const entries = [...modes(r.root), ...modes(r.settings.tmpDir)];
+  const names = entries.map((e) => e.path.slice(r.dir.length + 1)).sort();
+  for (const want of ['root', 'root/sb', 'root/sb/state.json', 'root/sb/sandbox.json', 'root/sb/control.sock', 'root/sb/disk-0.img', 'root/sb/console.log', 'kata-ts-sb-tmp']) {
+    t.ok(names.includes(want), `${want} is there`);
+  }
+  for (const e of entries) {
+    const want = e.kind === 'dir' ? 0o700 : 0o600;
+    t.equal(e.mode.toString(8), want.toString(8), `${e.kind} ${e.path.slice(r.dir.length + 1)}`);
+  }
+});
+
+t.test('the control socket serves only its own uid or root (SO_PEERCRED) (issue 14 item 2)', async (t) => {
+  let cred = { pid: process.pid, uid: 4242, gid: 4242 };
+  const r = rig(t, { deps: { peerCred: () => cred } });
+  await r.sandbox.start();
+  await rejectsWith(t, r.ctl(createReq(r, SID)), 'INVALID', /^permission denied: uid 4242 may not use the control socket of sandbox 'sb': run kata-ts as uid \d+ or root$/);
+  await rejectsWith(t, open(r.sock, { op: 'relay', id: SID, exec: '', pid: process.pid }), 'INVALID', /permission denied: uid 4242/);
+  t.same(r.agent.methods(), ['Check'], 'nothing reached the agent');
+  t.equal(r.state(), undefined, 'no record was written');
+  t.match(r.logs.join('\n'), /error control connection refused/);
+  cred = { pid: process.pid, uid: 0, gid: 0 };
+  t.same(await r.ctl(createReq(r, SID)), {}, 'root is served');
+  const own = process.getuid?.() ?? 0;
+  cred = { pid: process.pid, uid: own, gid: own };
+  t.same(await r.ctl({ op: 'ps', id: SID }, psResult), [], 'the sandbox\'s own uid is served');
+});
+
+t.test('a relay registers only its own pid: a forged pid is refused and delete could never signal it (issue 14 item 2)', async (t) => {
+  const r = rig(t); // the real SO_PEERCRED: the peer of every connection is this test process
+  await r.sandbox.start();
+  await r.ctl(createReq(r, SID));
+  const victim = spawn('sleep', ['600'], { stdio: 'ignore' });
+  t.teardown(() => victim.kill('SIGKILL'));
+  await rejectsWith(
+    t,
+    open(r.sock, { op: 'relay', id: SID, exec: '', pid: victim.pid! }),
+    'INVALID',
+    new RegExp(`^relay registration refused: pid ${victim.pid!} is not the connecting process \\(pid ${process.pid}\\)`),
+  );
+  t.match(r.state(), { pid: 0, pidStart: 0 }, 'state.pid was not set to the forged pid');
+  const relay = await open(r.sock, { op: 'relay', id: SID, exec: '', pid: process.pid });
+  t.teardown(() => relay.destroy());
+  t.match(r.state(), { pid: process.pid, pidStart: processStart(process.pid) }, 'its own pid is taken, with its start time');
+});
+
+t.test('a guest flooding its console: console.log + console.log.1 stay within console_log_max_mib (issue 14 item 6)', async (t) => {
+  const r = rig(t, { settings: { consoleLogMaxMiB: 1 } });
+  await r.sandbox.start();
+  const chunk = `${'f'.repeat(64 * 1024 - 1)}\n`;
+  for (let i = 0; i < 80; i++) r.hv.writeConsole(chunk); // 5 MiB
+  r.hv.writeConsole('the last line\n');
+  const dir = join(r.root, SID);
+  const logs = readdirSync(dir).filter((f) => f.startsWith('console.log')).sort();
+  t.same(logs, ['console.log', 'console.log.1'], 'two files');
+  for (const f of logs) t.ok(statSync(join(dir, f)).size <= 1024 * 1024, `${f}: ${statSync(join(dir, f)).size} bytes <= 1 MiB`);
+  t.ok(statSync(join(dir, 'console.log.1')).size > 512 * 1024, 'the older half holds the output before');
+  t.ok(readFileSync(join(dir, 'console.log'), 'utf8').endsWith('the last line\n'), 'the newest output is at the end of console.log');
 });

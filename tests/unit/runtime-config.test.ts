@@ -63,6 +63,13 @@ t.test('wrong types and out-of-range values are reported with their line', async
   t.throws(() => parseConfig('[hypervisor.qemu]\nkernel = 3\n', 'w.toml'), { message: /^w\.toml:2: .*kernel must be a string \(got integer\)/ });
 });
 
+t.test('console_log_max_mib bounds the console ring: 1..1024 MiB, default 1 (issue 14 item 6)', async (t) => {
+  t.equal(builtinConfig().hypervisor.qemu.console_log_max_mib, 1);
+  t.equal(parseConfig('[hypervisor.qemu]\nconsole_log_max_mib = 8\n', 'w.toml').hypervisor.qemu.console_log_max_mib, 8);
+  t.throws(() => parseConfig('[hypervisor.qemu]\nconsole_log_max_mib = 0\n', 'w.toml'), { message: /^w\.toml:2: \[hypervisor\.qemu\] console_log_max_mib must be in 1\.\.1024 \(got 0\)/ });
+  t.throws(() => parseConfig('[hypervisor.inproc]\n\nconsole_log_max_mib = "1M"\n', 'w.toml'), { message: /^w\.toml:3: .*console_log_max_mib must be an integer \(got string\)/ });
+});
+
 t.test('findKeyLine handles dotted keys and section headers', async (t) => {
   const text = '[a]\nx = 1\n[ b . c ]\ny = 2\n';
   t.equal(findKeyLine(text, 'a', 'x'), 2);

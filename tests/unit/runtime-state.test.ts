@@ -2,7 +2,7 @@
 // atomic records, listing, and pid liveness with the /proc start time (a reused pid is not ours).
 
 import { spawnSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -55,6 +55,21 @@ t.test('records round-trip and are written atomically', async (t) => {
   t.equal(readContainer(root, 'c1'), undefined, 'a record for another id is not trusted');
   removeDir(root, 'c1');
   t.notOk(existsSync(join(root, 'c1')));
+});
+
+t.test('under umask 000 the root and claimed directories are 0700, records 0600, a stale temp file too (issue 14 item 1)', async (t) => {
+  const old = process.umask(0);
+  t.teardown(() => process.umask(old));
+  const r = join(root, 'private', 'state');
+  t.ok(claimId(r, 'p1'));
+  for (const d of [join(root, 'private'), r, join(r, 'p1')]) t.equal((statSync(d).mode & 0o777).toString(8), '700', d);
+  // a temp file left by an earlier writer with this pid, world-readable: the rewrite makes it private
+  writeFileSync(`${statePath(r, 'p1')}.${process.pid}.tmp`, 'stale', { mode: 0o666 });
+  writeContainer(r, rec('p1'));
+  writeSandbox(r, { id: 'p1', pid: 7, pidStart: 1, hypervisor: 'qemu', tmpDir: '/tmp/x', created: 'now' });
+  for (const f of ['state.json', 'sandbox.json']) t.equal((statSync(join(r, 'p1', f)).mode & 0o777).toString(8), '600', f);
+  writeContainer(r, rec('p2')); // a directory the record write makes itself
+  t.equal((statSync(join(r, 'p2')).mode & 0o777).toString(8), '700');
 });
 
 t.test('listIds lists valid directory names only, sorted', async (t) => {
