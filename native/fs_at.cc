@@ -444,35 +444,26 @@ Napi::Value FsRemovexattr(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// fsPreadv(fd, bufs, offset) -> bytes read (0 at EOF); straight into the buffers (guest-memory views).
-Napi::Value FsPreadv(const Napi::CallbackInfo& info) {
-  const char* fn = "fsPreadv";
+// preadv or pwritev on an fd at an offset, straight between the file and the buffers (guest-memory views).
+Napi::Value Transfer(const Napi::CallbackInfo& info, const char* fn, const char* syscall,
+                     ssize_t (*op)(int, const iovec*, int, off_t)) {
   RequireArgs(info, 3, fn);
   int fd = FdArg(info, 0, fn, "fd");
   std::vector<iovec> iov = IovArg(info, 1, fn);
   auto off = static_cast<off_t>(IntArg(info, 2, fn, "offset", 0, kMaxSafe));
   ssize_t n;
   do {
-    n = preadv(fd, iov.data(), static_cast<int>(iov.size()), off);
+    n = op(fd, iov.data(), static_cast<int>(iov.size()), off);
   } while (n < 0 && errno == EINTR);
-  if (n < 0) ThrowErrno(info.Env(), "preadv", errno);
+  if (n < 0) ThrowErrno(info.Env(), syscall, errno);
   return Num(info.Env(), static_cast<double>(n));
 }
 
+// fsPreadv(fd, bufs, offset) -> bytes read (0 at EOF).
+Napi::Value FsPreadv(const Napi::CallbackInfo& info) { return Transfer(info, "fsPreadv", "preadv", preadv); }
+
 // fsPwritev(fd, bufs, offset) -> bytes written.
-Napi::Value FsPwritev(const Napi::CallbackInfo& info) {
-  const char* fn = "fsPwritev";
-  RequireArgs(info, 3, fn);
-  int fd = FdArg(info, 0, fn, "fd");
-  std::vector<iovec> iov = IovArg(info, 1, fn);
-  auto off = static_cast<off_t>(IntArg(info, 2, fn, "offset", 0, kMaxSafe));
-  ssize_t n;
-  do {
-    n = pwritev(fd, iov.data(), static_cast<int>(iov.size()), off);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) ThrowErrno(info.Env(), "pwritev", errno);
-  return Num(info.Env(), static_cast<double>(n));
-}
+Napi::Value FsPwritev(const Napi::CallbackInfo& info) { return Transfer(info, "fsPwritev", "pwritev", pwritev); }
 
 }  // namespace
 

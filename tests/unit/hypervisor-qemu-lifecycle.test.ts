@@ -1,23 +1,19 @@
 // The qemu backend's life cycle against a fake QEMU (tests/helpers/fake-qemu.ts) and fake vhost-user
 // backends: phases, markers, exit mapping from QMP SHUTDOWN events and exit statuses, start failures,
 // device attachment and cleanup. The real QEMU runs in tests/hypervisor/qemu-boot.test.ts.
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { DeviceKindNotSupported, HotplugNotSupported, HypervisorStateError } from '../../src/hypervisor/interface.js';
 import { exitFromShutdown, exitFromStatus, QemuHypervisor, QemuNotFound, QemuStartFailed } from '../../src/hypervisor/qemu.js';
 import type { StartVhostUserBackend } from '../../src/hypervisor/vhost-user.js';
+import { installFakeQemu } from '../helpers/fake-qemu-bin.js';
 import { tinyKernelFile } from '../helpers/tiny-kernel.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const fakeJs = join(here, '../helpers/fake-qemu.js');
 const dir = mkdtempSync(join(tmpdir(), 'kata-ts-fakeqemu-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-const fakeBin = join(dir, 'qemu-system-x86_64');
-writeFileSync(fakeBin, `#!/bin/sh\nexec "${process.execPath}" "${fakeJs}" "$@"\n`);
-chmodSync(fakeBin, 0o755);
+const fakeBin = installFakeQemu(dir);
 const kernel = tinyKernelFile();
 t.teardown(kernel.remove);
 const config = { kernelPath: kernel.path, cmdline: 'console=ttyS0', vcpus: 1, memoryMiB: 64 };

@@ -4,22 +4,20 @@
 // QEMU without the parent-death wrapper and shows it outliving its owner, which is the defect.
 
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import t from 'tap';
 import { findExecutable, pdeathsigWrapper, tieToParent } from '../../src/hypervisor/parent-death.js';
+import { installFakeQemu } from '../helpers/fake-qemu-bin.js';
 import { tinyKernelFile } from '../helpers/tiny-kernel.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const fakeJs = join(here, '../helpers/fake-qemu.js');
 const qemuJs = pathToFileURL(join(here, '../../src/hypervisor/qemu.js')).href;
 const dir = mkdtempSync(join(tmpdir(), 'kata-ts-pdeathsig-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-const fakeBin = join(dir, 'qemu-system-x86_64');
-writeFileSync(fakeBin, `#!/bin/sh\nexec "${process.execPath}" "${fakeJs}" "$@"\n`);
-chmodSync(fakeBin, 0o755);
+const fakeBin = installFakeQemu(dir);
 const kernel = tinyKernelFile();
 t.teardown(kernel.remove);
 

@@ -3,37 +3,11 @@
 // the backend resolves that component beneath the fd (passthrough.ts: openat2 RESOLVE_BENEATH, O_NOFOLLOW).
 // Every failure is an FsError carrying the errno the server replies with. Tests can put a fake behind this.
 
-/** struct stat, as the server needs it (dev and ino are 64-bit). */
-export interface FsStat {
-  dev: bigint;
-  ino: bigint;
-  mode: number;
-  nlink: number;
-  uid: number;
-  gid: number;
-  rdev: number;
-  size: number;
-  blksize: number;
-  blocks: number;
-  atimeSec: number;
-  atimeNsec: number;
-  mtimeSec: number;
-  mtimeNsec: number;
-  ctimeSec: number;
-  ctimeNsec: number;
-}
+import type { NativeStat, NativeStatfs } from '../../kvm/native.js';
 
-/** struct statfs, as the server needs it. */
-export interface FsStatfs {
-  blocks: number;
-  bfree: number;
-  bavail: number;
-  files: number;
-  ffree: number;
-  bsize: number;
-  namelen: number;
-  frsize: number;
-}
+/** struct stat and struct statfs, as the addon returns them (kvm/native.ts) and the server needs them. */
+export type FsStat = NativeStat;
+export type FsStatfs = NativeStatfs;
 
 /** A host call failed; `errno` (positive) is what the guest gets back, negated. */
 export class FsError extends Error {
