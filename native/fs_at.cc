@@ -13,7 +13,6 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <sys/xattr.h>
 #include <limits.h>
 #include <unistd.h>
@@ -59,22 +58,6 @@ int FlagsArg(const Napi::CallbackInfo& info, size_t i, const char* fn, const cha
 }
 
 std::string ProcPath(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
-
-// Collect the Uint8Arrays of argument i into iovecs (at most IOV_MAX).
-std::vector<iovec> IovArg(const Napi::CallbackInfo& info, size_t i, const char* fn) {
-  Napi::Array arr = ArrayArg(info, i, fn, "bufs", IOV_MAX);
-  std::vector<iovec> iov;
-  iov.reserve(arr.Length());
-  for (uint32_t k = 0; k < arr.Length(); k++) {
-    Napi::Value v = arr.Get(k);
-    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-      throw Napi::TypeError::New(info.Env(), std::string(fn) + ": bufs[" + std::to_string(k) + "] must be a Uint8Array");
-    }
-    Napi::Uint8Array a = v.As<Napi::Uint8Array>();
-    iov.push_back({a.Data(), a.ByteLength()});
-  }
-  return iov;
-}
 
 Napi::Uint8Array BufArg(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name) {
   Napi::Uint8Array b = BytesArg(info, i, fn, name, -1);
@@ -306,15 +289,6 @@ Napi::Value FsUtimensFd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-Napi::Value FsFtruncate(const Napi::CallbackInfo& info) {
-  const char* fn = "fsFtruncate";
-  RequireArgs(info, 2, fn);
-  int fd = FdArg(info, 0, fn, "fd");
-  auto size = static_cast<off_t>(IntArg(info, 1, fn, "size", 0, kMaxSafe));
-  if (ftruncate(fd, size) < 0) ThrowErrno(info.Env(), "ftruncate", errno);
-  return info.Env().Undefined();
-}
-
 // fsFallocate(fd, mode, offset, len)
 Napi::Value FsFallocate(const Napi::CallbackInfo& info) {
   const char* fn = "fsFallocate";
@@ -353,16 +327,6 @@ Napi::Value FsCopyFileRange(const Napi::CallbackInfo& info) {
   ssize_t n = copy_file_range(fdIn, &offIn, fdOut, &offOut, len, flags);
   if (n < 0) ThrowErrno(info.Env(), "copy_file_range", errno);
   return Num(info.Env(), static_cast<double>(n));
-}
-
-// fsFsync(fd, datasync)
-Napi::Value FsFsync(const Napi::CallbackInfo& info) {
-  const char* fn = "fsFsync";
-  RequireArgs(info, 2, fn);
-  int fd = FdArg(info, 0, fn, "fd");
-  bool datasync = BoolArg(info, 1, fn, "datasync");
-  if ((datasync ? fdatasync(fd) : fsync(fd)) < 0) ThrowErrno(info.Env(), datasync ? "fdatasync" : "fsync", errno);
-  return info.Env().Undefined();
 }
 
 Napi::Value FsFstatfs(const Napi::CallbackInfo& info) {
@@ -444,27 +408,6 @@ Napi::Value FsRemovexattr(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// preadv or pwritev on an fd at an offset, straight between the file and the buffers (guest-memory views).
-Napi::Value Transfer(const Napi::CallbackInfo& info, const char* fn, const char* syscall,
-                     ssize_t (*op)(int, const iovec*, int, off_t)) {
-  RequireArgs(info, 3, fn);
-  int fd = FdArg(info, 0, fn, "fd");
-  std::vector<iovec> iov = IovArg(info, 1, fn);
-  auto off = static_cast<off_t>(IntArg(info, 2, fn, "offset", 0, kMaxSafe));
-  ssize_t n;
-  do {
-    n = op(fd, iov.data(), static_cast<int>(iov.size()), off);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) ThrowErrno(info.Env(), syscall, errno);
-  return Num(info.Env(), static_cast<double>(n));
-}
-
-// fsPreadv(fd, bufs, offset) -> bytes read (0 at EOF).
-Napi::Value FsPreadv(const Napi::CallbackInfo& info) { return Transfer(info, "fsPreadv", "preadv", preadv); }
-
-// fsPwritev(fd, bufs, offset) -> bytes written.
-Napi::Value FsPwritev(const Napi::CallbackInfo& info) { return Transfer(info, "fsPwritev", "pwritev", pwritev); }
-
 }  // namespace
 
 void RegisterFsAt(Napi::Env env, Napi::Object exports) {
@@ -483,19 +426,15 @@ void RegisterFsAt(Napi::Env env, Napi::Object exports) {
   exports.Set("fsChmodFd", Napi::Function::New(env, FsChmodFd, "fsChmodFd"));
   exports.Set("fsChownFd", Napi::Function::New(env, FsChownFd, "fsChownFd"));
   exports.Set("fsUtimensFd", Napi::Function::New(env, FsUtimensFd, "fsUtimensFd"));
-  exports.Set("fsFtruncate", Napi::Function::New(env, FsFtruncate, "fsFtruncate"));
   exports.Set("fsFallocate", Napi::Function::New(env, FsFallocate, "fsFallocate"));
   exports.Set("fsLseek", Napi::Function::New(env, FsLseek, "fsLseek"));
   exports.Set("fsCopyFileRange", Napi::Function::New(env, FsCopyFileRange, "fsCopyFileRange"));
-  exports.Set("fsFsync", Napi::Function::New(env, FsFsync, "fsFsync"));
   exports.Set("fsFstatfs", Napi::Function::New(env, FsFstatfs, "fsFstatfs"));
   exports.Set("fsGetdents64", Napi::Function::New(env, FsGetdents64, "fsGetdents64"));
   exports.Set("fsGetxattr", Napi::Function::New(env, FsGetxattr, "fsGetxattr"));
   exports.Set("fsListxattr", Napi::Function::New(env, FsListxattr, "fsListxattr"));
   exports.Set("fsSetxattr", Napi::Function::New(env, FsSetxattr, "fsSetxattr"));
   exports.Set("fsRemovexattr", Napi::Function::New(env, FsRemovexattr, "fsRemovexattr"));
-  exports.Set("fsPreadv", Napi::Function::New(env, FsPreadv, "fsPreadv"));
-  exports.Set("fsPwritev", Napi::Function::New(env, FsPwritev, "fsPwritev"));
 }
 
 }  // namespace kata

@@ -230,7 +230,6 @@ export interface NativeAddon {
   fsChownFd(fd: number, uid: number, gid: number): void;
   /** utimensat(AT_FDCWD, "/proc/self/fd/N", [atime, mtime], 0); a nsec of UTIME_NOW / UTIME_OMIT is passed on */
   fsUtimensFd(fd: number, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
-  fsFtruncate(fd: number, size: number): void;
   /** fallocate(fd, mode (FALLOC_FL_*), offset, len) */
   fsFallocate(fd: number, mode: number, offset: number, len: number): void;
   /** lseek(fd, offset, whence) (SEEK_SET/CUR/END/DATA/HOLE); the new offset. bigint: directory offsets are
@@ -238,8 +237,6 @@ export interface NativeAddon {
   fsLseek(fd: number, offset: bigint, whence: number): bigint;
   /** copy_file_range(fdIn, &offIn, fdOut, &offOut, len, flags): bytes copied */
   fsCopyFileRange(fdIn: number, offIn: number, fdOut: number, offOut: number, len: number, flags: number): number;
-  /** fdatasync(fd) when datasync, else fsync(fd) */
-  fsFsync(fd: number, datasync: boolean): void;
   fsFstatfs(fd: number): NativeStatfs;
   /** getdents64(fd, buf): bytes of struct linux_dirent64 records written (0 at the end); buf at most 16 MiB */
   fsGetdents64(fd: number, buf: Uint8Array): number;
@@ -250,10 +247,6 @@ export interface NativeAddon {
   /** setxattr("/proc/self/fd/N", name, value, flags) (XATTR_CREATE / XATTR_REPLACE) */
   fsSetxattr(fd: number, name: FsName, value: Uint8Array, flags: number): void;
   fsRemovexattr(fd: number, name: FsName): void;
-  /** preadv(fd, bufs, offset) straight into the buffers (guest-memory views; at most IOV_MAX): bytes read */
-  fsPreadv(fd: number, bufs: Uint8Array[], offset: number): number;
-  /** pwritev(fd, bufs, offset) straight from the buffers: bytes written */
-  fsPwritev(fd: number, bufs: Uint8Array[], offset: number): number;
 }
 
 /** A file name or path for the fs*() calls: UTF-8 text or raw bytes, without NUL. */

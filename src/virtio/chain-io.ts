@@ -16,13 +16,10 @@ export class ChainTooShort extends DeviceBroken {
   readonly wanted: number;
   readonly left: number;
   constructor(direction: 'readable' | 'writable', wanted: number, left: number) {
-    const limit = Error.stackTraceLimit; // guest-caused: no JS stack (see queue.ts)
-    Error.stackTraceLimit = 0;
     super(
       `descriptor chain has ${left} ${direction} bytes left but the device needs ${wanted}: ` +
         'the driver posted a buffer too small for this request',
     );
-    Error.stackTraceLimit = limit;
     this.name = 'ChainTooShort';
     this.direction = direction;
     this.wanted = wanted;

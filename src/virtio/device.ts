@@ -39,7 +39,12 @@ export interface ActivateContext {
 /** Why a device refused to go on; the transport then sets DEVICE_NEEDS_RESET (virtio 1.2 §2.1.2). */
 export class DeviceBroken extends Error {
   constructor(message: string) {
+    // guest-caused, and a guest can cause it as fast as it fills a ring: the message says what the guest did,
+    // and capturing a JS stack was most of the cost of a rejected chain under fuzzing
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message);
+    Error.stackTraceLimit = limit;
     this.name = 'DeviceBroken';
   }
 }

@@ -88,8 +88,8 @@ export class InvalidQueue extends DeviceBroken {
   }
 }
 
-// Errors a guest can raise at will (AvailIndexJump, ChainError, ChainTooShort) carry no JS stack: the message
-// says what the guest did, and capturing a stack was most of the cost of a rejected chain under fuzzing.
+// Errors a guest can raise at will (AvailIndexJump, ChainError, ChainTooShort) are DeviceBroken, which carries
+// no JS stack (device.ts).
 
 /** avail.idx moved further ahead of the device than the queue has entries (virtio 1.2 §2.7.6). */
 export class AvailIndexJump extends DeviceBroken {
@@ -97,13 +97,10 @@ export class AvailIndexJump extends DeviceBroken {
   readonly nextAvail: number;
   readonly size: number;
   constructor(availIdx: number, nextAvail: number, size: number) {
-    const limit = Error.stackTraceLimit;
-    Error.stackTraceLimit = 0;
     super(
       `avail.idx ${availIdx} is ${(availIdx - nextAvail) & 0xffff} entries ahead of the device's next index ` +
         `${nextAvail}, more than the queue size ${size} (virtio 1.2 §2.7.6): the driver's ring is corrupt`,
     );
-    Error.stackTraceLimit = limit;
     this.name = 'AvailIndexJump';
     this.availIdx = availIdx;
     this.nextAvail = nextAvail;
@@ -115,10 +112,7 @@ export class AvailIndexJump extends DeviceBroken {
 export class ChainError extends DeviceBroken {
   readonly head: number;
   constructor(head: number, message: string) {
-    const limit = Error.stackTraceLimit;
-    Error.stackTraceLimit = 0;
     super(`descriptor chain with head ${head}: ${message}`);
-    Error.stackTraceLimit = limit;
     this.name = new.target.name;
     this.head = head;
   }

@@ -95,19 +95,15 @@ function fakeAddon(over: Partial<NativeAddon> = {}): { native: NativeAddon; call
     fsChmodFd: notFaked('fsChmodFd'),
     fsChownFd: notFaked('fsChownFd'),
     fsUtimensFd: notFaked('fsUtimensFd'),
-    fsFtruncate: notFaked('fsFtruncate'),
     fsFallocate: notFaked('fsFallocate'),
     fsLseek: notFaked('fsLseek'),
     fsCopyFileRange: notFaked('fsCopyFileRange'),
-    fsFsync: notFaked('fsFsync'),
     fsFstatfs: notFaked('fsFstatfs'),
     fsGetdents64: notFaked('fsGetdents64'),
     fsGetxattr: notFaked('fsGetxattr'),
     fsListxattr: notFaked('fsListxattr'),
     fsSetxattr: notFaked('fsSetxattr'),
     fsRemovexattr: notFaked('fsRemovexattr'),
-    fsPreadv: notFaked('fsPreadv'),
-    fsPwritev: notFaked('fsPwritev'),
   };
   return { native: { ...base, ...over }, calls };
 }

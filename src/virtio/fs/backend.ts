@@ -15,7 +15,11 @@ export class FsError extends Error {
     readonly errno: number,
     message: string,
   ) {
+    // most are guest-caused (a lookup of a missing name, a refused request) and frequent: no JS stack
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message);
+    Error.stackTraceLimit = limit;
     this.name = 'FsError';
   }
 }

@@ -8,6 +8,7 @@
 // refuses those). Operations on an inode go through its fd (or /proc/self/fd/N for the calls the kernel only
 // offers by path), never through a path string built here.
 
+import { fdatasyncSync, fsyncSync, ftruncateSync, readvSync, writevSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { loadNative, type NativeAddon } from '../../kvm/native.js';
 import {
@@ -41,7 +42,8 @@ function toFsError(e: unknown): FsError {
   if (e instanceof FsError) return e;
   if (e instanceof Error) {
     const errno = (e as { errno?: unknown }).errno;
-    if (typeof errno === 'number' && Number.isInteger(errno) && errno > 0) return new FsError(errno, e.message);
+    // the addon reports a positive errno, Node's fs a negative one
+    if (typeof errno === 'number' && Number.isInteger(errno) && errno !== 0) return new FsError(Math.abs(errno), e.message);
     // TypeError / RangeError from the addon's argument checks: the server should have refused first
     return new FsError(Errno.EINVAL, e.message);
   }
@@ -166,7 +168,7 @@ export class PassthroughFs implements FsBackend {
   }
 
   truncate(fd: number, size: number): void {
-    this.call(() => this.native.fsFtruncate(fd, size));
+    this.call(() => ftruncateSync(fd, size));
   }
 
   fallocate(fd: number, mode: number, offset: number, len: number): void {
@@ -182,7 +184,7 @@ export class PassthroughFs implements FsBackend {
   }
 
   fsync(fd: number, datasync: boolean): void {
-    this.call(() => this.native.fsFsync(fd, datasync));
+    this.call(() => (datasync ? fdatasyncSync(fd) : fsyncSync(fd)));
   }
 
   statfs(fd: number): FsStatfs {
@@ -210,11 +212,12 @@ export class PassthroughFs implements FsBackend {
   }
 
   preadv(fd: number, bufs: Uint8Array[], offset: number): number {
-    return this.call(() => this.native.fsPreadv(fd, bufs, offset));
+    // Node's positioned readvSync is preadv(2): file data lands in the guest-memory views without a copy
+    return this.call(() => readvSync(fd, bufs, offset));
   }
 
   pwritev(fd: number, bufs: Uint8Array[], offset: number): number {
-    return this.call(() => this.native.fsPwritev(fd, bufs, offset));
+    return this.call(() => writevSync(fd, bufs, offset)); // pwritev(2)
   }
 
   shutdown(): void {

@@ -34,10 +34,7 @@ import {
 /** A structural fault in a FUSE request: the device breaks (virtio 1.2 §2.1.2 DEVICE_NEEDS_RESET). */
 export class FuseRequestError extends DeviceBroken {
   constructor(message: string) {
-    const limit = Error.stackTraceLimit; // guest-caused: no JS stack (see queue.ts)
-    Error.stackTraceLimit = 0;
     super(message);
-    Error.stackTraceLimit = limit;
     this.name = new.target.name;
   }
 }

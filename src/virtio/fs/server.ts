@@ -121,13 +121,9 @@ const FALLOC_OK = new Set([0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE | FALLOC
 
 const TIMEOUTS: Record<FsCache, Timeouts> = { none: { entry: 0, attr: 0 }, auto: { entry: 1, attr: 1 }, always: { entry: 86400, attr: 86400 } };
 
-/** Refuse with an errno (the guest gets -errno). No JS stack: these are guest-caused and frequent. */
+/** Refuse with an errno (the guest gets -errno). */
 function refuse(errno: number, why: string): FsError {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  const e = new FsError(errno, why);
-  Error.stackTraceLimit = limit;
-  return e;
+  return new FsError(errno, why);
 }
 
 /** A name the guest passed for one directory entry (lookup/create/...): one component, not '.'/'..'. */
