@@ -72,12 +72,10 @@ t.test('SIGKILL to create: the container stays creating, and delete --force remo
   t.match(plain.stderr, new RegExp(`still being created: .*kata-ts delete --force ${id}`), 'and says to use --force');
   const kill = await cli(w, 'kata', ['kill', id, 'KILL']);
   t.match(kill.stderr, /delete --force/, 'kill points at delete --force too');
-  const began = Date.now();
   const forced = await cli(w, 'kata', ['delete', '--force', id]);
-  const took = Date.now() - began;
   t.equal(forced.code, 0, `delete --force: ${forced.stderr}`);
-  // the old path asked the booting sandbox (no control socket yet) and then waited 30 s for it to exit
-  t.ok(took < 20_000, `delete --force returned in ${took} ms (no 30 s wait)`);
+  // which path ran (the sandbox killed directly, no control call and no 30 s wait) is asserted without a
+  // clock in tests/unit/runtime-delete-creating.test.ts; here: it succeeded and left nothing
   nothingLeft(t, w, tmpDir);
   out.close();
 });
