@@ -1,5 +1,5 @@
 // Syscalls for file descriptors a peer hands us (the vhost-user back-end's front end may be hostile):
-// O_NONBLOCK, memfd seals (fcntl(2) "File Sealing"), memfd_create with flags, a connect(2) that never
+// O_NONBLOCK, memfd seals (fcntl(2) "File Sealing"), a connect(2) that never
 // blocks (is anything listening on a socket path?), and eventfd reads/writes that give up at a deadline.
 //
 // Why a deadline: O_NONBLOCK lives in the open file description, which the peer shares with us, so a peer
@@ -56,18 +56,6 @@ Napi::Value FdAddSeals(const Napi::CallbackInfo& info) {
   int seals = static_cast<int>(IntArg(info, 1, "fdAddSeals", "seals", 0, INT32_MAX));
   if (fcntl(fd, F_ADD_SEALS, seals) < 0) ThrowErrno(info.Env(), "fcntl", errno, "(F_ADD_SEALS)");
   return info.Env().Undefined();
-}
-
-// memfdCreateFlags(name, flags) -> fd: memfd_create(name, flags | MFD_CLOEXEC).
-Napi::Value MemfdCreateFlags(const Napi::CallbackInfo& info) {
-  RequireArgs(info, 2, "memfdCreateFlags");
-  if (!info[0].IsString()) throw Napi::TypeError::New(info.Env(), "memfdCreateFlags: name must be a string");
-  std::string name = info[0].As<Napi::String>().Utf8Value();
-  if (name.size() > 249) throw Napi::RangeError::New(info.Env(), "memfdCreateFlags: name is longer than 249 bytes (memfd_create(2))");
-  auto flags = static_cast<unsigned int>(IntArg(info, 1, "memfdCreateFlags", "flags", 0, UINT32_MAX));
-  int fd = memfd_create(name.c_str(), flags | MFD_CLOEXEC);
-  if (fd < 0) ThrowErrno(info.Env(), "memfd_create", errno);
-  return Napi::Number::New(info.Env(), fd);
 }
 
 // unixConnectProbe(path) -> null | errno name: a NON-blocking connect(2) to a unix stream socket path,
@@ -211,7 +199,6 @@ void RegisterFdGuard(Napi::Env env, Napi::Object exports) {
   exports.Set("fdSetNonblock", Napi::Function::New(env, FdSetNonblock, "fdSetNonblock"));
   exports.Set("fdGetSeals", Napi::Function::New(env, FdGetSeals, "fdGetSeals"));
   exports.Set("fdAddSeals", Napi::Function::New(env, FdAddSeals, "fdAddSeals"));
-  exports.Set("memfdCreateFlags", Napi::Function::New(env, MemfdCreateFlags, "memfdCreateFlags"));
   exports.Set("unixConnectProbe", Napi::Function::New(env, UnixConnectProbe, "unixConnectProbe"));
   exports.Set("eventfdWriteDeadline", Napi::Function::New(env, EventfdWriteDeadline, "eventfdWriteDeadline"));
   exports.Set("eventfdReadDeadline", Napi::Function::New(env, EventfdReadDeadline, "eventfdReadDeadline"));

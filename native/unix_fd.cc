@@ -222,12 +222,14 @@ Napi::Value PeerCred(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// memfdCreate(name) -> fd: memfd_create(name, MFD_CLOEXEC) (shared guest RAM in tests; size with ftruncate).
+// memfdCreate(name[, flags]) -> fd: memfd_create(name, flags | MFD_CLOEXEC) (shared guest RAM in tests; size
+// with ftruncate; MFD_ALLOW_SEALING for RAM a vhost-user back end will seal).
 Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
   RequireArgs(info, 1, "memfdCreate");
   std::string name = PathArg(info, 0, "memfdCreate");
   if (name.size() > 249) throw Napi::RangeError::New(info.Env(), "memfdCreate: name is longer than 249 bytes (memfd_create(2))");
-  int fd = memfd_create(name.c_str(), MFD_CLOEXEC);
+  auto flags = info.Length() > 1 ? static_cast<unsigned int>(IntArg(info, 1, "memfdCreate", "flags", 0, UINT32_MAX)) : 0U;
+  int fd = memfd_create(name.c_str(), flags | MFD_CLOEXEC);
   if (fd < 0) ThrowErrno(info.Env(), "memfd_create", errno);
   return Napi::Number::New(info.Env(), fd);
 }

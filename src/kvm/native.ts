@@ -168,8 +168,8 @@ export interface NativeAddon {
   recvmsgFds(fd: number, buf: Uint8Array, maxFds: number): { bytes: number; fds: number[]; truncated: boolean } | null;
   /** sendmsg(2) of `buf` with `fds` as SCM_RIGHTS (MSG_NOSIGNAL); bytes sent, or null on EAGAIN. */
   sendmsgFds(fd: number, buf: Uint8Array, fds: number[]): number | null;
-  /** memfd_create(name, MFD_CLOEXEC): anonymous shared memory to size with ftruncate and pass as an fd. */
-  memfdCreate(name: string): number;
+  /** memfd_create(name, flags | MFD_CLOEXEC), e.g. MFD_ALLOW_SEALING (2): shared memory to size with ftruncate and pass as an fd. */
+  memfdCreate(name: string, flags?: number): number;
   /** getsockopt(SO_PEERCRED) of a connected unix socket: the peer's pid, uid and gid as of its connect(2). */
   peerCred(fd: number): { pid: number; uid: number; gid: number };
 
@@ -180,8 +180,6 @@ export interface NativeAddon {
   fdGetSeals(fd: number): number;
   /** fcntl(F_ADD_SEALS, seals). Throws EPERM when F_SEAL_SEAL is set (or the fd is not writable). */
   fdAddSeals(fd: number, seals: number): void;
-  /** memfd_create(name, flags | MFD_CLOEXEC), e.g. MFD_ALLOW_SEALING (2). */
-  memfdCreateFlags(name: string, flags: number): number;
   /**
    * A non-blocking connect(2) to the unix stream socket at `path`, closed at once: null when something
    * listens there, else the errno name ('ECONNREFUSED': a socket file nobody listens on, or no socket;

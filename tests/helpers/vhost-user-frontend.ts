@@ -53,7 +53,7 @@ export class ScriptedFrontEnd {
     readonly memSize = 1 << 20,
     opts: { memfd?: 'sealable' | 'unsealable'; seals?: number } = {},
   ) {
-    this.memfd = opts.memfd === 'unsealable' ? native.memfdCreate('vhost-user-test-ram') : native.memfdCreateFlags('vhost-user-test-ram', MFD_ALLOW_SEALING);
+    this.memfd = opts.memfd === 'unsealable' ? native.memfdCreate('vhost-user-test-ram') : native.memfdCreate('vhost-user-test-ram', MFD_ALLOW_SEALING);
     ftruncateSync(this.memfd, memSize);
     if (opts.seals !== undefined) native.fdAddSeals(this.memfd, opts.seals);
     const m = native.mmapFd(this.memfd, memSize, 3, 1, 0);

@@ -76,7 +76,6 @@ function fakeAddon(over: Partial<NativeAddon> = {}): { native: NativeAddon; call
     fdSetNonblock: notFaked('fdSetNonblock'),
     fdGetSeals: notFaked('fdGetSeals'),
     fdAddSeals: notFaked('fdAddSeals'),
-    memfdCreateFlags: notFaked('memfdCreateFlags'),
     unixConnectProbe: notFaked('unixConnectProbe'),
     eventfdWriteDeadline: notFaked('eventfdWriteDeadline'),
     eventfdReadDeadline: notFaked('eventfdReadDeadline'),

@@ -15,7 +15,7 @@ const desc = { guestPhysAddr: 0n, memorySize: 1n << 20n, userspaceAddr: 0x7f0000
 
 /** A memfd like QEMU's memory-backend-memfd: sealable unless `sealable` is false. */
 function memfd(bytes: number, sealable = true): number {
-  const fd = sealable ? native.memfdCreateFlags('mem-table-test', MFD_ALLOW_SEALING) : native.memfdCreate('mem-table-test');
+  const fd = sealable ? native.memfdCreate('mem-table-test', MFD_ALLOW_SEALING) : native.memfdCreate('mem-table-test');
   ftruncateSync(fd, bytes);
   return fd;
 }
