@@ -18,6 +18,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   kata::RegisterUnixFd(env, exports);
   kata::RegisterFdGuard(env, exports);
   kata::RegisterFsAt(env, exports);
+  kata::RegisterMount(env, exports);
   return exports;
 }
 

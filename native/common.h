@@ -44,5 +44,7 @@ void RegisterUnixFd(Napi::Env env, Napi::Object exports);
 void RegisterFdGuard(Napi::Env env, Napi::Object exports);
 /** *at() file-system calls for the virtio-fs passthrough backend (fs_at.cc). */
 void RegisterFsAt(Napi::Env env, Napi::Object exports);
+/** bind mounts of the runtime's virtio-fs share (mount.cc). */
+void RegisterMount(Napi::Env env, Napi::Object exports);
 
 }  // namespace kata

@@ -197,6 +197,15 @@ export interface NativeAddon {
   /** read(fd) -> u64 bounded the same way; null on EAGAIN; ETIMEDOUT after `ms` asleep. */
   eventfdReadDeadline(fd: number, signo: number, ms: number): bigint | null;
 
+  // --- bind mounts (native/mount.cc; the runtime's virtio-fs share, src/host/mounts.ts)
+  /**
+   * mount("/proc/self/fd/sourceFd", "/proc/self/fd/targetFd", MS_BIND [| MS_REC]); readOnly adds a read-only
+   * remount of the new mount (undone if that fails). Both fds are usually O_PATH.
+   */
+  bindMount(sourceFd: number, targetFd: number, recursive: boolean, readOnly: boolean): void;
+  /** umount2(path, UMOUNT_NOFOLLOW [| MNT_DETACH]) */
+  unmount(path: string, detach: boolean): void;
+
   // --- *at() file-system calls (native/fs_at.cc; the virtio-fs passthrough backend, src/virtio/fs/)
   // A name is a string or raw bytes (guest names need not be UTF-8); a NUL byte in it is a TypeError. Every
   // fd returned is O_CLOEXEC. "ByFd" calls reach an O_PATH fd's inode through /proc/self/fd/N.

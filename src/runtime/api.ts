@@ -20,6 +20,8 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { mountNamespace } from '../host/mounts.js';
+import { findExecutable } from '../hypervisor/parent-death.js';
 import { applyAnnotations, ConfigError, loadConfig, type HypervisorSection, type RuntimeConfig } from './config.js';
 import { checkContainerId } from './container-id.js';
 import { call, execResult, psResult, type ControlRequest } from './control.js';
@@ -207,6 +209,16 @@ async function waitGone(pid: number, start: number, ms: number): Promise<boolean
   return !isAlive(pid, start);
 }
 
+/** util-linux unshare(1), which starts the sandbox process in a private mount namespace (that needs root). */
+function unshareBinary(): string {
+  if ((process.getuid?.() ?? 0) !== 0) {
+    throw new RuntimeError('INVALID', 'shared_fs = "virtio-fs" needs root (the sandbox bind-mounts container rootfs in a mount namespace of its own): run as root or set shared_fs = "none" in configuration.toml');
+  }
+  const p = findExecutable('unshare');
+  if (!p) throw new RuntimeError('INVALID', 'unshare(1) is not on PATH: install util-linux, or set shared_fs = "none" in configuration.toml');
+  return p;
+}
+
 async function spawnSandbox(
   o: RuntimeOptions,
   root: string,
@@ -225,6 +237,8 @@ async function spawnSandbox(
   for (const [what, p] of [['kernel', kernel], ['initrd', initrd]] as const) {
     if (!existsSync(p)) throw new RuntimeError('INVALID', `the guest ${what} ${p} (configuration ${cfg.source}) does not exist: fix the path or clear it to use the built one`);
   }
+  // the virtio-fs share's bind mounts live in the sandbox's own mount namespace and vanish with it (shared-fs.ts)
+  const nsPrefix = hvSection.shared_fs === 'virtio-fs' ? [unshareBinary(), '--mount', '--propagation', 'private'] : [];
   const tmp = mkdtempSync(join(tmpdir(), 'kata-ts-sb-'));
   const launch: SandboxLaunch = {
     root,
@@ -236,7 +250,9 @@ async function spawnSandbox(
     cmdline: hvSection.kernel_params,
     vcpus: hvSection.default_vcpus,
     memoryMiB: hvSection.default_memory,
-    slots: 1 + cfg.runtime.spare_block_devices,
+    sharedFs: hvSection.shared_fs,
+    launcherMountNs: mountNamespace(),
+    slots: hvSection.shared_fs === 'none' ? 1 + cfg.runtime.spare_block_devices : 0,
     slotSizeMiB: cfg.runtime.spare_block_size,
     consoleLogMaxMiB: hvSection.console_log_max_mib,
     dialTimeoutMs: cfg.agent.dial_timeout * 1000,
@@ -249,7 +265,8 @@ async function spawnSandbox(
   const logFd = o.log !== undefined ? openSync(o.log, 'a', FILE_MODE) : openPrivate(join(containerDir(root, sid), 'sandbox.log'), 'a');
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, [SANDBOX_MAIN, JSON.stringify(launch)], { detached: true, stdio: ['ignore', logFd, logFd, 'pipe'], env: { ...process.env, TMPDIR: tmp } });
+    const argv = [...nsPrefix, process.execPath, SANDBOX_MAIN, JSON.stringify(launch)];
+    child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', logFd, logFd, 'pipe'], env: { ...process.env, TMPDIR: tmp } });
   } finally {
     closeSync(logFd);
   }

@@ -24,6 +24,8 @@ export interface HypervisorSection {
   default_memory: number;
   /** MiB: console.log and console.log.1 under the state root each hold at most this much (console-ring.ts) */
   console_log_max_mib: number;
+  /** how container rootfs reach the guest: 'virtio-fs' (a share per sandbox) or 'none' (a disk image copy each) */
+  shared_fs: 'virtio-fs' | 'none';
 }
 
 export interface RuntimeConfig {
@@ -62,6 +64,7 @@ export function builtinConfig(): RuntimeConfig {
     default_vcpus: 1,
     default_memory: 512,
     console_log_max_mib: 1,
+    shared_fs: 'virtio-fs',
   });
   return {
     source: 'built-in',
@@ -90,6 +93,7 @@ const HV_KEYS: Record<string, KeySpec> = {
   default_memory: { kind: 'int', min: 64, max: 65536 },
   // the state root is usually /run (RAM): two files of this size per sandbox
   console_log_max_mib: { kind: 'int', min: 1, max: 1024 },
+  shared_fs: { kind: 'string', oneOf: ['virtio-fs', 'none'] },
 };
 
 /** section path → allowed keys */

@@ -25,15 +25,15 @@ export interface NewContainer {
   sandboxId: string;
   bundle: string;
   annotations: Record<string, string>;
-  /** block slot of its rootfs image in the sandbox VM */
-  slot: number;
+  /** block slot of its rootfs image in the sandbox VM (shared_fs = "none"); undefined when shared over virtio-fs */
+  slot?: number;
   /** process.terminal of its init process */
   tty: boolean;
 }
 
 export class Container {
   readonly id: string;
-  readonly slot: number;
+  readonly slot: number | undefined;
   /** what state.json holds; the Sandbox writes it after each transition */
   readonly record: ContainerRecord;
   private readonly procs = new Map<string, ContainerProcess>();
@@ -52,7 +52,7 @@ export class Container {
       annotations: n.annotations,
       sandboxId: n.sandboxId,
       created: now.toISOString(),
-      slot: n.slot,
+      ...(n.slot !== undefined ? { slot: n.slot } : {}),
     };
     this.procs.set(INIT, { exit: undefined, relayPid: 0, tty: n.tty });
   }

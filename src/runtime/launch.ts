@@ -4,7 +4,10 @@
 
 import type { HypervisorChoice } from '../hypervisor/factory.js';
 import type { LogFormat } from './log.js';
-import { int, nonEmptyString, object, oneOf, parseJson, string, type Check } from './validate.js';
+
+/** configuration.toml shared_fs: Kata's key ("virtio-fs", or "none" for a disk image copy per container) */
+export type SharedFsKind = 'virtio-fs' | 'none';
+import { int, nonEmptyString, object, oneOf, optional, parseJson, string, type Check } from './validate.js';
 
 /** What a Sandbox (sandbox.ts) needs to boot its VM and keep its state. */
 export interface SandboxSettings {
@@ -20,7 +23,12 @@ export interface SandboxSettings {
   cmdline: string;
   vcpus: number;
   memoryMiB: number;
-  /** spare virtio-blk disks, one per container rootfs */
+  /** how container rootfs reach the guest (configuration.toml shared_fs; sandbox.ts) */
+  sharedFs: SharedFsKind;
+  /** the mount namespace of the process that started the sandbox's (/proc/self/ns/mnt): with virtio-fs, the
+   *  sandbox must be in another one (shared-fs.ts) */
+  launcherMountNs?: string;
+  /** spare virtio-blk disks, one per container rootfs (shared_fs = "none"; 0 with virtio-fs) */
   slots: number;
   slotSizeMiB: number;
   /** console.log and console.log.1 each hold at most this many MiB ([hypervisor.*] console_log_max_mib) */
@@ -50,8 +58,10 @@ export const sandboxLaunch: Check<SandboxLaunch> = object({
   cmdline: string,
   vcpus: positive,
   memoryMiB: positive,
+  sharedFs: oneOf('virtio-fs', 'none'),
+  launcherMountNs: optional(string),
   // virtio-blk names vda..vdz (rootfs-image.ts guestDisk)
-  slots: int(1, 26),
+  slots: int(0, 26),
   slotSizeMiB: positive,
   consoleLogMaxMiB: int(1, 1024),
   dialTimeoutMs: positive,

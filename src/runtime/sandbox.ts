@@ -8,15 +8,21 @@
 // The guest console goes to a bounded ring, console.log + console.log.1 (console-ring.ts).
 // The sandbox process (sandbox-main.ts) runs one; tests run one in-process against a fake hypervisor and agent.
 //
-// Container rootfs: the VM gets `slots` virtio-blk disks at boot (no hotplug yet, interface.ts): sparse files of
-// slotSizeMiB. `create` fills a free slot with the bundle's rootfs (rootfs-image.ts) and the agent mounts it.
+// Container rootfs, by settings.sharedFs (configuration.toml shared_fs):
+// - 'virtio-fs' (default): one virtio-fs share per sandbox (shared-fs.ts) that the agent mounts at CreateSandbox;
+//   `create` bind-mounts the bundle's rootfs and the host paths of its bind mounts into it, so the container
+//   works on the bundle's files themselves and a sandbox holds any number of containers.
+// - 'none': the VM gets `slots` virtio-blk disks at boot (no hotplug yet, interface.ts): sparse files of
+//   slotSizeMiB. `create` fills a free slot with a copy of the bundle's rootfs (rootfs-image.ts) that the agent
+//   mounts; host bind mounts cannot be shared this way.
 
 import { closeSync, ftruncateSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { AGENT_STDIO_PORT, StreamKind, bindStdioStream, type AgentClient } from '../agent/index.js';
+import { AGENT_STDIO_PORT, StreamKind, bindStdioStream, type AgentClient, type Storage } from '../agent/index.js';
 import { peerCredentials, type PeerCred } from '../host/peer-cred.js';
+import type { DeviceSpec } from '../contract/device-spec.js';
 import type { Hypervisor } from '../hypervisor/interface.js';
 import { vsockAgentConnector, type AgentConnector } from './agent-dial.js';
 import { ConsoleRing } from './console-ring.js';
@@ -27,6 +33,7 @@ import type { SandboxSettings } from './launch.js';
 import type { RuntimeLogger } from './log.js';
 import { listenPrivate, makePrivateDirs, openPrivate } from './private-files.js';
 import { guestDisk, mkfsExt4, type ImageBuilder } from './rootfs-image.js';
+import { GUEST_SHARED, SHARE_TAG, SharedFs, type MountOps } from './shared-fs.js';
 import { containerDir, controlSocketPath, processStart, readContainer, removeDir, sandboxPath, statePath, writeContainer, writeSandbox } from './state.js';
 
 /** Guest mount point of a container's rootfs (the agent mounts the storage there). */
@@ -53,6 +60,8 @@ export interface SandboxDeps {
   powerOffWaitMs?: number;
   /** SO_PEERCRED of an accepted control connection's fd; default the addon's (src/host/peer-cred.ts) */
   peerCred?: (fd: number) => PeerCred;
+  /** bind mounts of the virtio-fs share; default the host's, which need a private mount namespace (shared-fs.ts) */
+  mountOps?: MountOps;
 }
 
 /** An agent call failed: the RuntimeError code its gRPC status maps to, and what was being done. */
@@ -84,6 +93,8 @@ export class Sandbox {
   private readonly buildImage: ImageBuilder;
   private readonly powerOffWaitMs: number;
   private readonly peerCred: (fd: number) => PeerCred;
+  private readonly mountOps: MountOps | undefined;
+  private shared: SharedFs | undefined;
   private readonly containers = new Map<string, Container>();
   private readonly slotsUsed = new Set<number>();
   private agentClient: AgentClient | undefined;
@@ -103,6 +114,7 @@ export class Sandbox {
     this.buildImage = deps.buildImage ?? mkfsExt4;
     this.powerOffWaitMs = deps.powerOffWaitMs ?? POWER_OFF_WAIT_MS;
     this.peerCred = deps.peerCred ?? ((fd) => peerCredentials(fd));
+    this.mountOps = deps.mountOps;
     this.closed = new Promise((r) => (this.resolveClosed = r));
   }
 
@@ -126,7 +138,7 @@ export class Sandbox {
 
   /**
    * Boots the VM, reaches the agent and listens on the control socket. On failure it stops what it started,
-   * removes what it wrote (sandbox.json, the disks, the socket, the temp dir) and rethrows.
+   * removes what it wrote (sandbox.json, the share or the disks, the socket, the temp dir) and rethrows.
    */
   async start(): Promise<void> {
     try {
@@ -153,6 +165,11 @@ export class Sandbox {
       }
     }
     const hv = this.hv;
+    const devices: DeviceSpec[] = [{ kind: 'vsock', cid: 3 }, ...Array.from({ length: st.slots }, (_, i) => ({ kind: 'blk' as const, path: this.disk(i), readOnly: false }))];
+    if (st.sharedFs === 'virtio-fs') {
+      const shared = (this.shared = SharedFs.open(join(this.dir, 'shared'), st.launcherMountNs, this.mountOps));
+      devices.push({ kind: 'fs', sharedDir: shared.hostDir, tag: SHARE_TAG });
+    }
     if (!hv.capabilities().guestUserspace) {
       // DESIGN.md: the software KVM (kvm_pvm) boots the kernel but cannot run the agent (guest user space)
       throw new Error(`the ${hv.kind} hypervisor cannot run guest user space on this host (software KVM), so the agent cannot start: use --hypervisor=auto or qemu`);
@@ -168,7 +185,7 @@ export class Sandbox {
       cmdline: st.cmdline,
       vcpus: st.vcpus,
       memoryMiB: st.memoryMiB,
-      devices: [{ kind: 'vsock', cid: 3 }, ...Array.from({ length: st.slots }, (_, i) => ({ kind: 'blk' as const, path: this.disk(i), readOnly: false }))],
+      devices,
       console: (b) => {
         if (!kernelStarted) {
           kernelStarted = true;
@@ -182,6 +199,12 @@ export class Sandbox {
     this.log.info('VM started', { hypervisor: caps.kind, accel: caps.accel });
     this.agentClient = await this.connectAgent(hv);
     this.log.info('agent ready');
+    if (this.shared) {
+      await this.agentClient.createSandbox({
+        sandbox_id: this.id,
+        storages: [{ driver: 'virtio-fs', source: SHARE_TAG, mount_point: GUEST_SHARED, fstype: 'virtiofs', options: [] }],
+      });
+    }
     const server = (this.server = createServer((s) => void this.serve(s)));
     await listenPrivate(server, controlSocketPath(st.root, this.id));
     // from here on a VM that stops by itself ends the sandbox (before, start() fails and cleans up instead)
@@ -291,27 +314,41 @@ export class Sandbox {
 
   private async create(req: Extract<ControlRequest, { op: 'create' }>): Promise<unknown> {
     if (this.containers.has(req.id)) throw new RuntimeError('EXISTS', `container '${req.id}' exists in sandbox '${this.id}'`);
-    const slot = this.fillSlot(req.rootfs);
-    const spec = req.spec;
-    const terminal = (spec['process'] as { terminal?: boolean } | undefined)?.terminal === true;
-    const readonly = (spec['root'] as { readonly?: boolean } | undefined)?.readonly === true;
-    const mount = `${GUEST_STORAGE}/${req.id}`;
+    const terminal = (req.spec['process'] as { terminal?: boolean } | undefined)?.terminal === true;
+    const placed = this.placeRootfs(req);
     try {
-      await this.agent.createContainer({
-        container_id: req.id,
-        oci_spec_json: Buffer.from(JSON.stringify(spec)),
-        storages: [{ driver: 'blk', source: guestDisk(slot), mount_point: mount, fstype: 'ext4', options: readonly ? ['ro'] : [] }],
-        rootfs: mount,
-      });
+      await this.agent.createContainer({ container_id: req.id, oci_spec_json: Buffer.from(JSON.stringify(placed.spec)), storages: placed.storages, rootfs: placed.rootfs });
     } catch (e) {
-      this.slotsUsed.delete(slot);
+      this.releaseRootfs(req.id, placed.slot);
       throw agentError(e, `the guest agent could not create container '${req.id}'`);
     }
-    const c = new Container({ id: req.id, sandboxId: this.id, bundle: req.bundle, annotations: req.annotations, slot, tty: terminal });
+    const c = new Container({ id: req.id, sandboxId: this.id, bundle: req.bundle, annotations: req.annotations, slot: placed.slot, tty: terminal });
     this.containers.set(req.id, c);
     this.persist(c);
-    this.log.info('container created', { id: req.id, slot });
+    this.log.info('container created', { id: req.id, ...(placed.slot !== undefined ? { slot: placed.slot } : { sharedFs: 'virtio-fs' }) });
     return {};
+  }
+
+  /** Puts a container's rootfs where the guest reaches it: the virtio-fs share, or a copy in a free disk slot. */
+  private placeRootfs(req: Extract<ControlRequest, { op: 'create' }>): { rootfs: string; spec: Record<string, unknown>; storages: Storage[]; slot?: number } {
+    if (this.shared) {
+      const s = this.shared.shareContainer(req.id, req.rootfs, req.spec);
+      return { rootfs: s.rootfs, spec: s.spec, storages: [] };
+    }
+    const slot = this.fillSlot(req.rootfs);
+    const readonly = (req.spec['root'] as { readonly?: boolean } | undefined)?.readonly === true;
+    const mount = `${GUEST_STORAGE}/${req.id}`;
+    return { rootfs: mount, spec: req.spec, storages: [{ driver: 'blk', source: guestDisk(slot), mount_point: mount, fstype: 'ext4', options: readonly ? ['ro'] : [] }], slot };
+  }
+
+  /** Undoes placeRootfs (the container is gone or was never made). */
+  private releaseRootfs(id: string, slot: number | undefined): void {
+    if (slot !== undefined) this.slotsUsed.delete(slot);
+    try {
+      this.shared?.unshareContainer(id);
+    } catch (e) {
+      this.log.error('unsharing a container failed', { id, error: (e as Error).message });
+    }
   }
 
   private async delete(id: string, force: boolean): Promise<unknown> {
@@ -324,7 +361,7 @@ export class Sandbox {
       this.log.error('RemoveContainer failed', { id, error: (e as Error).message });
     }
     for (const exec of c.execIds) this.exited(c, exec, 137);
-    this.slotsUsed.delete(c.slot);
+    this.releaseRootfs(id, c.slot);
     // the sandbox's own directory also holds sandbox.json, the control socket and the disks: keep it while
     // the sandbox runs (shutdown removes it)
     if (id === this.id) rmSync(statePath(this.settings.root, id), { force: true });
@@ -466,7 +503,15 @@ export class Sandbox {
     rmSync(controlSocketPath(root, this.id), { force: true });
     for (let i = 0; i < slots; i++) rmSync(this.disk(i), { force: true });
     rmSync(sandboxPath(root, this.id), { force: true });
-    if (readContainer(root, this.id) === undefined) rmSync(this.dir, { recursive: true, force: true });
+    let unshared = true;
+    try {
+      this.shared?.close();
+    } catch (e) {
+      // a mount would not go: the directory stays (never rm -r through a mount); it goes with the namespace
+      unshared = false;
+      this.log.error('unsharing failed', { error: (e as Error).message });
+    }
+    if (unshared && readContainer(root, this.id) === undefined) rmSync(this.dir, { recursive: true, force: true });
     rmSync(tmpDir, { recursive: true, force: true });
   }
 }

@@ -67,6 +67,7 @@ function rig(t: Test, o: RigOptions = {}): Rig {
     cmdline: 'console=ttyS0 panic=-1',
     vcpus: 2,
     memoryMiB: 256,
+    sharedFs: 'none',
     slots: 2,
     slotSizeMiB: 16,
     consoleLogMaxMiB: 1,

@@ -103,6 +103,8 @@ function fakeAddon(over: Partial<NativeAddon> = {}): { native: NativeAddon; call
     fsListxattr: notFaked('fsListxattr'),
     fsSetxattr: notFaked('fsSetxattr'),
     fsRemovexattr: notFaked('fsRemovexattr'),
+    bindMount: notFaked('bindMount'),
+    unmount: notFaked('unmount'),
   };
   return { native: { ...base, ...over }, calls };
 }

@@ -180,12 +180,13 @@ t.test('control requests (read by the sandbox) and replies (read by the CLI and 
 t.test('sandbox launch settings', async (t) => {
   const good: SandboxLaunch = {
     root: '/run/kata-ts', sid: 'c1', hypervisor: 'auto', qemuPath: 'qemu-system-x86_64', kernel: '/k', initrd: '/i', cmdline: 'console=ttyS0',
-    vcpus: 1, memoryMiB: 512, slots: 4, slotSizeMiB: 256, consoleLogMaxMiB: 1, dialTimeoutMs: 60_000, requestTimeoutMs: 60_000, logFormat: 'text', tmpDir: '/tmp/kata-ts-sb-x',
+    vcpus: 1, memoryMiB: 512, sharedFs: 'none', slots: 4, slotSizeMiB: 256, consoleLogMaxMiB: 1, dialTimeoutMs: 60_000, requestTimeoutMs: 60_000, logFormat: 'text', tmpDir: '/tmp/kata-ts-sb-x',
   };
   t.same(parseLaunch(JSON.stringify(good)), good);
   throwsLine(t, () => parseLaunch(''), InvalidJson, /^sandbox launch settings: not valid JSON/);
   throwsLine(t, () => parseLaunch(JSON.stringify({ ...good, hypervisor: 'kvm' })), InvalidJson, /^sandbox launch settings: field hypervisor must be one of 'inproc', 'qemu', 'auto' \(got "kvm"\)$/);
-  throwsLine(t, () => parseLaunch(JSON.stringify({ ...good, slots: 0 })), InvalidJson, /field slots must be an integer in 1\.\.26/);
+  throwsLine(t, () => parseLaunch(JSON.stringify({ ...good, slots: 27 })), InvalidJson, /field slots must be an integer in 0\.\.26/);
+  throwsLine(t, () => parseLaunch(JSON.stringify({ ...good, sharedFs: 'virtiofs' })), InvalidJson, /field sharedFs must be one of 'virtio-fs', 'none'/);
   throwsLine(t, () => parseLaunch(JSON.stringify({ ...good, kernel: undefined })), InvalidJson, /field kernel is missing/);
   throwsLine(t, () => parseLaunch(JSON.stringify({ ...good, consoleLogMaxMiB: 0 })), InvalidJson, /field consoleLogMaxMiB must be an integer in 1\.\.1024/);
 });
