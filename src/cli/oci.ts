@@ -13,6 +13,7 @@ import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type * as RuntimeApi from '../runtime/api.js';
 import { checkContainerId } from '../runtime/container-id.js';
+import { appendLogRecord } from '../runtime/log-record.js';
 import { array, boolean, define, InvalidField, InvalidJson, isPlainObject, object, optional, parseJson, string, validate } from '../runtime/validate.js';
 
 export type OciRuntime = Pick<
@@ -207,7 +208,11 @@ export function registerOciCommands(program: Command, overrides: Partial<OciDeps
       try {
         d.setExitCode((await fn(...a)) ?? 0);
       } catch (e) {
-        d.stderr(`kata-ts: ${errorLine(e)}\n`);
+        const line = errorLine(e);
+        d.stderr(`kata-ts: ${line}\n`);
+        // runc writes the error to --log as well: go-runc (containerd's shim, conmon) reads it from there
+        const g = program.opts<GlobalOpts>();
+        if (g.log !== undefined) appendLogRecord(resolve(g.log), g.logFormat ?? 'text', 'error', line);
         d.setExitCode(1);
       }
     };

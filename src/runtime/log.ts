@@ -1,11 +1,16 @@
 // Logging of the sandbox process (its stdout/stderr go to <root>/<sid>/sandbox.log, or the --log file).
-// --log-format json: pino's JSON lines (level, time, pid, hostname, sandbox, msg, fields).
+// --log-format json: one JSON object per line in runc's shape (logrus): a string `level`, `msg` and an RFC 3339
+// `time`, then pid, sandbox and the fields; go-runc (containerd's runc shim, podman's conmon) reads the last
+// error from it.
 // --log-format text (default): one readable line per record, `<ISO time> <level> sandbox=<id> <msg> {fields}`.
+// The CLI appends a failed command's error to the --log file in the same format (log-record.ts).
 
 import { writeSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 
-export type LogFormat = 'text' | 'json';
+import type { LogFormat } from './log-record.js';
+
+export type { LogFormat } from './log-record.js';
 
 export interface RuntimeLogger {
   info(msg: string, extra?: Record<string, unknown>): void;
@@ -14,7 +19,14 @@ export interface RuntimeLogger {
 
 export function createLogger(format: LogFormat, sandbox: string, fd = 1): RuntimeLogger {
   if (format === 'json') {
-    const l: Logger = pino({ base: { pid: process.pid, sandbox } }, pino.destination({ dest: fd, sync: true }));
+    const l: Logger = pino(
+      {
+        base: { pid: process.pid, sandbox },
+        formatters: { level: (label) => ({ level: label }) },
+        timestamp: pino.stdTimeFunctions.isoTime,
+      },
+      pino.destination({ dest: fd, sync: true }),
+    );
     return {
       info: (msg, extra = {}) => l.info(extra, msg),
       error: (msg, extra = {}) => l.error(extra, msg),
@@ -26,3 +38,4 @@ export function createLogger(format: LogFormat, sandbox: string, fd = 1): Runtim
   };
   return { info: (m, e = {}) => line('info', m, e), error: (m, e = {}) => line('error', m, e) };
 }
+

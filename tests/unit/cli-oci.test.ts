@@ -2,7 +2,7 @@
 // runc's flag names, signal names and numbers, `delete --force` of a missing container, exec pass-through,
 // the one-line `kata-ts:` errors and exit statuses.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -206,4 +206,26 @@ t.test('helpers', async (t) => {
   t.match(errorLine(eacces), /permission denied.*: run as root, or pass --root DIR/, 'a permission error says what to do');
   t.same(runtimeOptions({ root: 'rel' }, {}), { root: resolve('rel') });
   t.equal(formatList([]), 'ID  PID  STATUS  BUNDLE\n');
+});
+
+t.test("a failed command's error also goes to --log, in runc's JSON record when --log-format json", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kata-ts-clilog-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const log = join(dir, 'log.json');
+  const fail = new RuntimeError('NOT_FOUND', 'container "nope" does not exist');
+  const r = await cli(['--root', dir, '--log', log, '--log-format', 'json', 'state', 'nope'], { fail });
+  t.equal(r.code, 1);
+  t.match(r.err, /^kata-ts: container "nope" does not exist/);
+  const lines = readFileSync(log, 'utf8').trim().split('\n');
+  t.equal(lines.length, 1, 'one record');
+  const rec = JSON.parse(lines[0]!) as { level: string; msg: string; time: string };
+  t.equal(rec.level, 'error');
+  t.match(rec.msg, /^container "nope" does not exist/);
+  t.ok(!Number.isNaN(Date.parse(rec.time)), 'time is a date');
+  const text = join(dir, 'log.txt');
+  await cli(['--root', dir, '--log', text, 'state', 'nope'], { fail });
+  t.match(readFileSync(text, 'utf8'), /^\d{4}-\d\d-\d\dT[\d:.]+Z error container "nope" does not exist/, 'text format: one line');
+  const ok = join(dir, 'ok.json');
+  await cli(['--root', dir, '--log', ok, '--log-format', 'json', 'state', 'c1']);
+  t.throws(() => readFileSync(ok), 'a command that succeeds writes no error record');
 });
