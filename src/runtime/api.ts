@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { mountNamespace } from '../host/mounts.js';
 import { findExecutable } from '../hypervisor/parent-death.js';
+import { ArtifactMemo } from './artifact-memo.js';
 import { applyAnnotations, ConfigError, loadConfig, type HypervisorSection, type RuntimeConfig } from './config.js';
 import { checkContainerId } from './container-id.js';
 import { call, execResult, psResult, type ControlRequest } from './control.js';
@@ -125,6 +126,11 @@ function interrupted(id: string, signal: AbortSignal): RuntimeError {
 
 /** Last stdout line of a cached guest build script (kernel-config/build.sh full, guest/build-agent-initrd.sh). */
 async function artifact(script: string[], what: string, hint: string, signal: AbortSignal | undefined): Promise<string> {
+  // nothing the script reads has changed since it last resolved: skip its input hashing (artifact-memo.ts)
+  const memo = new ArtifactMemo(PKG_ROOT, script);
+  const known = memo.lookup();
+  if (known !== undefined) return known;
+  const fingerprint = memo.fingerprint();
   let out: string;
   try {
     out = (await execFileP('bash', script, { cwd: PKG_ROOT, encoding: 'utf8', timeout: 3_600_000, maxBuffer: 64 * 1024 * 1024, ...(signal ? { signal } : {}) })).stdout;
@@ -134,6 +140,7 @@ async function artifact(script: string[], what: string, hint: string, signal: Ab
   }
   const last = out.trim().split('\n').pop() ?? '';
   if (!last || !existsSync(last)) throw new RuntimeError('INVALID', `no guest ${what}: ${script.join(' ')} printed no artifact path: ${hint}`);
+  memo.save(last, fingerprint);
   return last;
 }
 
