@@ -347,11 +347,14 @@ export function registerOciCommands(program: Command, overrides: Partial<OciDeps
     .option('--cwd <dir>', 'working directory inside the container')
     .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect)
     .option('-p, --process <file>', 'read the process (args, env, cwd, terminal) from an OCI process.json')
+    .option('-d, --detach', 'return once the process runs; its stdio relay (the --pid-file pid) exits with its status')
+    .option('--pid-file <file>', 'write the pid of the process (its stdio relay on the host) to this file')
+    .option('--console-socket <path>', 'with --tty: where the pty master goes (not supported yet)')
     .passThroughOptions()
     .argument('<container-id>', 'container id')
     .argument('[command...]', 'command and arguments')
     .action(
-      withId(async (id: string, command: string[], c: { tty?: boolean; cwd?: string; env?: string[]; process?: string }) => {
+      withId(async (id: string, command: string[], c: { tty?: boolean; cwd?: string; env?: string[]; process?: string; detach?: boolean; pidFile?: string; consoleSocket?: string }) => {
         const pf = c.process !== undefined ? readProcessFile(resolve(c.process)) : undefined;
         const args = command.length > 0 ? command : pf?.args;
         if (args === undefined || args.length === 0) throw new InvalidArgumentError('exec needs a command: kata-ts exec ID CMD [ARG...] (or --process FILE)');
@@ -363,12 +366,16 @@ export function registerOciCommands(program: Command, overrides: Partial<OciDeps
         const base = pf !== undefined ? (pf.env ?? []) : c.env !== undefined ? bundleEnv((await rt.state(o, id)).bundle) : [];
         const env = [...base, ...(c.env ?? [])];
         const cwd = c.cwd ?? pf?.cwd;
+        const tty = c.tty === true || pf?.terminal === true;
+        if (c.consoleSocket !== undefined && tty) throw new InvalidArgumentError('exec --console-socket: handing the pty master over a socket is not supported yet; run exec -t from a terminal instead');
         return rt.exec(o, id, {
           args,
-          tty: c.tty === true || pf?.terminal === true,
+          tty,
           ...(env.length > 0 ? { env } : {}),
           ...(cwd !== undefined ? { cwd } : {}),
           stdio: d.stdio,
+          ...(c.detach === true ? { detach: true } : {}),
+          ...(c.pidFile !== undefined ? { pidFile: resolve(c.pidFile) } : {}),
         });
       }),
     );

@@ -532,10 +532,11 @@ function signalNumber(sig: NodeJS.Signals): number {
 export async function exec(
   o: RuntimeOptions,
   id: string,
-  a: { args: string[]; tty: boolean; env?: string[]; cwd?: string; stdio: StdioFds },
+  a: { args: string[]; tty: boolean; env?: string[]; cwd?: string; stdio: StdioFds; detach?: boolean; pidFile?: string },
 ): Promise<number> {
   const rec = mustRead(o, id);
   if (a.args.length === 0) throw new RuntimeError('INVALID', 'exec needs a command: kata-ts exec ID CMD [ARGS...]');
+  if (a.detach && a.tty) throw new RuntimeError('INVALID', 'exec --detach --tty needs a pty handed over --console-socket, which kata-ts does not do yet: drop --tty, or --detach');
   const st = effectiveStatus(rec, sandboxAlive(rootOf(o), rec.sandboxId));
   if (st !== 'running') throw new RuntimeError('STATE', `container '${id}' is ${st}: exec needs a running container`);
   let base: OciProcess = {};
@@ -553,7 +554,11 @@ export async function exec(
   };
   const sock = ctl(o, rec);
   const r = await call(sock, { op: 'exec', id, process: proc }, 60_000, execResult);
-  const relay = await spawnRelay({ sock, id, exec: r.exec, tty: a.tty, stdio: a.stdio, detached: false });
+  // --detach (containerd's runc shim: exec --detach --pid-file P): the process's stdio relay runs on without
+  // us and exits with the process's status; its pid is the one to wait for, as create's is
+  const relay = await spawnRelay({ sock, id, exec: r.exec, tty: a.tty, stdio: a.stdio, detached: a.detach === true });
+  if (a.pidFile) writePrivate(a.pidFile, String(relay.pid));
+  if (a.detach) return 0;
   return new Promise<number>((resolve) => relay.once('exit', (code, sig) => resolve(code ?? (sig ? 128 + signalNumber(sig) : 255))));
 }
 

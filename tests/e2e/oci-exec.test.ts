@@ -3,8 +3,10 @@
 // needs a controlling terminal), each through kata-ts and Debian's runc on the same bundle. Root only.
 
 import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
-import { RUNTIMES, cli, cmd, e2eSkipReason, isOneErrorLine, pidsMentioning, started, waitStatus, workdir, type Runtime } from '../helpers/oci-harness.js';
+import { RUNTIMES, cli, cmd, e2eSkipReason, isOneErrorLine, pidsMentioning, started, waitStatus, waitText, workdir, type Runtime } from '../helpers/oci-harness.js';
 
 const skip = e2eSkipReason();
 const TIMEOUT = 300_000;
@@ -39,6 +41,44 @@ t.test('exec while running, ps (kata-ts and runc)', { skip, timeout: TIMEOUT }, 
 });
 
 const script = spawnSync('script', ['--version']).status === 0;
+t.test('exec --detach --pid-file, as containerd\'s runc shim calls it (kata-ts and runc)', { skip, timeout: TIMEOUT }, async (t) => {
+  const w = workdir(t);
+  const bundle = w.bundle('bundle', ['sleep', '1000']);
+  const res: Record<Runtime, unknown[]> = { kata: [], runc: [] };
+  for (const rt of RUNTIMES) {
+    const id = `detach-${rt}`;
+    t.equal((await cli(w, rt, ['create', '--bundle', bundle, id], { stdout: 'ignore', stderr: 'ignore' })).code, 0, `${rt} create`);
+    t.equal((await cli(w, rt, ['start', id])).code, 0, `${rt} start`);
+    t.equal(await waitStatus(w, rt, id, 'running'), 'running');
+    const pidFile = join(w.dir, `${rt}.pid`);
+    const out = w.outFile(`${rt}-detach.out`);
+    const d = await cli(w, rt, ['exec', '--detach', '--pid-file', pidFile, id, 'sh', '-c', 'sleep 2; echo late; touch /tmp/detached-done'], { stdout: out.fd, stderr: out.fd });
+    t.equal(d.code, 0, `${rt} exec --detach returns 0 at once: ${d.stderr}`);
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    t.ok(Number.isInteger(pid) && pid > 0, `${rt}: the pid file names a pid (${pid})`);
+    t.ok(existsSync(`/proc/${pid}`), `${rt}: that process runs after exec returned`);
+    const gone = await waitGone(pid, 60_000);
+    t.ok(gone, `${rt}: and ends when the command ends`);
+    t.ok(await waitText(out.read, 'late'), `${rt}: its output went to the stdio it was given`);
+    const check = await cli(w, rt, ['exec', id, 'ls', '/tmp/detached-done']);
+    t.equal(check.code, 0, `${rt}: the detached command ran to its end`);
+    t.equal((await cli(w, rt, ['delete', '--force', id])).code, 0, `${rt} delete --force`);
+    out.close();
+    res[rt] = [d.code, out.read(), check.code];
+  }
+  t.same(res.kata, res.runc, 'kata-ts and runc agree');
+  t.same(pidsMentioning(w.roots.kata), [], 'no process left behind');
+});
+
+async function waitGone(pid: number, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (!existsSync(`/proc/${pid}`) || /^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'))) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
 t.test('exec -t under a terminal (kata-ts and runc)', { skip: skip || (!script && 'util-linux `script` not found'), timeout: TIMEOUT }, async (t) => {
   const w = workdir(t);
   const bundle = w.bundle('bundle', ['sleep', '1000']);

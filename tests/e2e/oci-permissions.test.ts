@@ -163,9 +163,11 @@ for (const mask of [0o000, 0o022]) {
     const files = [...found.files, ...tmp.files];
     const dirs = [...found.dirs, ...tmp.dirs];
     const sockets = [...found.sockets, ...tmp.sockets];
-    for (const want of ['state.json', 'sandbox.json', 'sandbox.log', 'console.log', 'disk-0.img']) {
+    for (const want of ['state.json', 'sandbox.json', 'sandbox.log', 'console.log']) {
       t.ok(files.includes(join(w.roots.kata, id, want)), `${want} is among the probed files`);
     }
+    // the virtio-fs share (its bind mounts are in the sandbox's own mount namespace; here an empty 0700 dir)
+    t.ok(dirs.includes(join(w.roots.kata, id, 'shared')), 'the shared/ directory is among the probed directories');
     t.ok(sockets.includes(join(w.roots.kata, id, 'control.sock')), 'control.sock is among the probed sockets');
     t.ok(tmp.sockets.length > 0, `the temp dir's sockets are probed too (${tmp.sockets.map((s) => s.slice(sandbox.tmpDir.length + 1)).join(', ')})`);
     for (const f of found.files) t.equal((lstatSync(f).mode & 0o777).toString(8), '600', `mode of ${f.slice(w.dir.length + 1)}`);
