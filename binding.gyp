@@ -13,7 +13,8 @@
         "native/unix_fd.cc",
         "native/fd_guard.cc",
         "native/fs_at.cc",
-        "native/mount.cc"
+        "native/mount.cc",
+        "native/pty.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],

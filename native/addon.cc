@@ -19,6 +19,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   kata::RegisterFdGuard(env, exports);
   kata::RegisterFsAt(env, exports);
   kata::RegisterMount(env, exports);
+  kata::RegisterPty(env, exports);
   return exports;
 }
 

@@ -46,5 +46,7 @@ void RegisterFdGuard(Napi::Env env, Napi::Object exports);
 void RegisterFsAt(Napi::Env env, Napi::Object exports);
 /** bind mounts of the runtime's virtio-fs share (mount.cc). */
 void RegisterMount(Napi::Env env, Napi::Object exports);
+/** pseudo-terminals for create --console-socket (pty.cc). */
+void RegisterPty(Napi::Env env, Napi::Object exports);
 
 }  // namespace kata

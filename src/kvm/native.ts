@@ -206,6 +206,18 @@ export interface NativeAddon {
   /** umount2(path, UMOUNT_NOFOLLOW [| MNT_DETACH]) */
   unmount(path: string, detach: boolean): void;
 
+  // --- pseudo-terminals (native/pty.cc; create --console-socket)
+  /** posix_openpt + grantpt + unlockpt, then the slave opened: both O_RDWR | O_NOCTTY | O_CLOEXEC */
+  openPty(): { master: number; slave: number; name: string };
+  /** ioctl(fd, TIOCSCTTY, 0): fd's terminal becomes the calling session leader's controlling terminal */
+  setControllingTty(fd: number): void;
+  /** ioctl(fd, TIOCSWINSZ, {rows, cols}) */
+  setWindowSize(fd: number, rows: number, cols: number): void;
+  /** cfmakeraw on the terminal at fd (output post-processing off too); returns the termios it replaced */
+  ttyMakeRaw(fd: number): Uint8Array;
+  /** tcsetattr(TCSADRAIN) of a termios ttyMakeRaw returned */
+  ttyRestore(fd: number, saved: Uint8Array): void;
+
   // --- *at() file-system calls (native/fs_at.cc; the virtio-fs passthrough backend, src/virtio/fs/)
   // A name is a string or raw bytes (guest names need not be UTF-8); a NUL byte in it is a TypeError. Every
   // fd returned is O_CLOEXEC. "ByFd" calls reach an O_PATH fd's inode through /proc/self/fd/N.

@@ -21,6 +21,7 @@ import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { mountNamespace } from '../host/mounts.js';
+import { openPty, sendConsole } from '../host/pty.js';
 import { findExecutable } from '../hypervisor/parent-death.js';
 import { ArtifactMemo } from './artifact-memo.js';
 import { applyAnnotations, ConfigError, loadConfig, type HypervisorSection, type RuntimeConfig } from './config.js';
@@ -296,12 +297,14 @@ interface RelayOptions {
   tty: boolean;
   stdio: StdioFds;
   detached: boolean;
+  /** make the tty on its stdio its controlling terminal (a console-socket pty; detached only) */
+  ctty?: boolean;
   signal?: AbortSignal | undefined;
 }
 
 /** Starts the stdio relay of one process (stdio-relay-main.ts); resolves once its streams are bound. */
 async function spawnRelay(s: RelayOptions): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [RELAY_MAIN, s.sock, s.id, s.exec || '-', s.tty ? '1' : '0', '1'], {
+  const child = spawn(process.execPath, [RELAY_MAIN, s.sock, s.id, s.exec || '-', s.tty ? '1' : '0', '1', s.ctty ? '1' : '0'], {
     detached: s.detached,
     stdio: [s.stdio.stdin, s.stdio.stdout, s.stdio.stderr, 'pipe'],
   });
@@ -313,6 +316,25 @@ async function spawnRelay(s: RelayOptions): Promise<ChildProcess> {
   }
   if (s.detached) child.unref();
   return child;
+}
+
+/**
+ * create --console-socket: a host pty whose master goes to the caller's socket and whose slave is the stdio of the
+ * init process's relay, which forwards it to the guest pty (and the slave's size, control op `resize`).
+ */
+async function consoleRelay(sock: string, id: string, consoleSocket: string, signal: AbortSignal | undefined): Promise<ChildProcess> {
+  const pty = openPty();
+  try {
+    try {
+      sendConsole(consoleSocket, pty.master, pty.name);
+    } catch (e) {
+      throw new RuntimeError('INVALID', `cannot hand the terminal to --console-socket ${consoleSocket}: ${(e as Error).message}`);
+    }
+    return await spawnRelay({ sock, id, exec: '', tty: true, ctty: true, stdio: { stdin: pty.slave, stdout: pty.slave, stderr: pty.slave }, detached: true, signal });
+  } finally {
+    closeSync(pty.master);
+    closeSync(pty.slave);
+  }
 }
 
 /** What `create` and `run` take besides the id. */
@@ -330,10 +352,10 @@ async function createInternal(o: RuntimeOptions, id: string, a: CreateArgs, deta
   const root = rootOf(o);
   const cfg = config(o);
   const b = readBundle(a.bundle);
-  if (b.terminal) {
-    throw new RuntimeError('INVALID', `${b.dir}/config.json sets process.terminal true: kata-ts cannot hand a pty over --console-socket yet; set it to false (exec -t works)`);
+  if (b.terminal && a.consoleSocket === undefined && detached) {
+    // runc's rule: a detached container's terminal is handed to the caller, who must say where
+    throw new RuntimeError('INVALID', `${b.dir}/config.json sets process.terminal true: pass --console-socket SOCKET to receive the pty master (as with runc), or set it to false`);
   }
-  void a.consoleSocket;
   const joinId = b.annotations[SANDBOX_ID_ANNOTATION];
   const joining = joinId !== undefined && joinId !== id;
   let hvSection: HypervisorSection | undefined;
@@ -374,7 +396,11 @@ async function createInternal(o: RuntimeOptions, id: string, a: CreateArgs, deta
     // request is let finish and then undone below (a container it added later would come back)
     await (joining ? call(sock, req, 120_000) : unlessAborted(call(sock, req, 120_000), signal, () => interrupted(id, signal!)));
     signal?.throwIfAborted();
-    const relay = await spawnRelay({ sock, id, exec: '', tty: false, stdio: a.stdio, detached, signal });
+    // a terminal goes to --console-socket; `run` (not detached) gives the caller's own terminal, as runc run does
+    const relay =
+      b.terminal && a.consoleSocket !== undefined
+        ? await consoleRelay(sock, id, a.consoleSocket, signal)
+        : await spawnRelay({ sock, id, exec: '', tty: b.terminal, stdio: a.stdio, detached, signal });
     signal?.throwIfAborted();
     if (a.pidFile) writePrivate(a.pidFile, String(relay.pid));
     return relay;

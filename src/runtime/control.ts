@@ -48,7 +48,8 @@ export type ControlRequest =
   | { op: 'ps'; id: string }
   | { op: 'wait'; id: string; exec: string }
   | { op: 'attach'; id: string; exec: string; stream: StreamName }
-  | { op: 'relay'; id: string; exec: string; pid: number };
+  | { op: 'relay'; id: string; exec: string; pid: number }
+  | { op: 'resize'; id: string; exec: string; rows: number; cols: number };
 
 export type ControlReply = { ok: true; result?: unknown } | { ok: false; code: RuntimeErrorCode; message: string };
 
@@ -71,6 +72,7 @@ export const controlRequest: Check<ControlRequest> = tagged('op', {
   wait: object({ op: literal('wait'), id: containerId, exec: string }),
   attach: object({ op: literal('attach'), id: containerId, exec: string, stream: streamName }),
   relay: object({ op: literal('relay'), id: containerId, exec: string, pid: int(1) }),
+  resize: object({ op: literal('resize'), id: containerId, exec: string, rows: int(0, 65535), cols: int(0, 65535) }),
 });
 
 const okReply = object({ ok: literal(true), result: optional(anything) });

@@ -304,6 +304,16 @@ export class Sandbox {
       }
       case 'ps':
         return this.get(req.id).relayPids();
+      case 'resize': {
+        // the terminal of a process's stdio relay changed size: the guest pty takes it (SIGWINCH in the guest)
+        this.get(req.id).process(req.exec);
+        try {
+          await this.agent.ttyWinResize({ container_id: req.id, exec_id: req.exec, rows: req.rows, columns: req.cols });
+        } catch (e) {
+          throw agentError(e, `resize of the terminal of ${req.id}/${req.exec || 'init'} failed`);
+        }
+        return {};
+      }
       case 'wait':
         return { exitCode: await this.get(req.id).waitExit(req.exec) };
       case 'attach':

@@ -105,6 +105,11 @@ function fakeAddon(over: Partial<NativeAddon> = {}): { native: NativeAddon; call
     fsRemovexattr: notFaked('fsRemovexattr'),
     bindMount: notFaked('bindMount'),
     unmount: notFaked('unmount'),
+    openPty: notFaked('openPty'),
+    setControllingTty: notFaked('setControllingTty'),
+    setWindowSize: notFaked('setWindowSize'),
+    ttyMakeRaw: notFaked('ttyMakeRaw'),
+    ttyRestore: notFaked('ttyRestore'),
   };
   return { native: { ...base, ...over }, calls };
 }
