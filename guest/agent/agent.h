@@ -73,6 +73,7 @@ struct Container {
   std::map<std::string, std::unique_ptr<Process>> execs;
   // RemoveContainer in progress
   bool removing = false;
+  bool paused = false;  // PauseContainer froze it (runc pause); ResumeContainer thaws it
   std::vector<Waiter> remove_waiters;
   int remove_timer = -1;
   uint64_t remove_timer_tok = 0;
@@ -125,6 +126,7 @@ class Agent {
   Reply stats_container(const std::string& payload);
   Reply tty_win_resize(const std::string& payload);
   Reply close_stdin(const std::string& payload);
+  Reply pause_container(const std::string& payload, bool pause);
   Reply guest_details();
 
   // Looks up a container (and a process in it); fills r with INVALID_ARGUMENT / NOT_FOUND on failure.

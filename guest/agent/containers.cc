@@ -524,6 +524,25 @@ Reply Agent::stats_container(const std::string& payload) {
   return ok(msg::encode_stats(s));
 }
 
+// PauseContainer / ResumeContainer: `runc pause|resume ID` (the cgroup v2 freezer of the container's cgroup).
+Reply Agent::pause_container(const std::string& payload, bool pause) {
+  Reply r;
+  msg::ContainerRequest m;
+  if (!decode_req(payload, m, pause ? "PauseContainerRequest" : "ResumeContainerRequest", r)) return r;
+  Container* c = find_container(m.container_id, r);
+  if (!c) return r;
+  if (c->state != Container::State::Running || c->removing)
+    return fail(ttrpc::FAILED_PRECONDITION, "container " + c->id + " is not running");
+  if (c->paused == pause)
+    return fail(ttrpc::FAILED_PRECONDITION, "container " + c->id + (pause ? " is already paused" : " is not paused"));
+  const int devnull[3] = {-1, -1, -1};
+  RuncResult rr = runc_.run({pause ? "pause" : "resume", c->id}, devnull, "", kRuncTimeoutMs);
+  if (!rr.ok) return fail(ttrpc::INTERNAL, rr.error);
+  c->paused = pause;
+  log_info(std::string(pause ? "paused" : "resumed") + " container " + c->id);
+  return ok();
+}
+
 Reply Agent::tty_win_resize(const std::string& payload) {
   Reply r;
   msg::TtyWinResizeRequest m;

@@ -200,6 +200,8 @@ Reply Agent::dispatch(uint64_t conn, uint32_t stream, const ttrpc::Request& req)
   if (m == "StatsContainer") return stats_container(p);
   if (m == "TtyWinResize") return tty_win_resize(p);
   if (m == "CloseStdin") return close_stdin(p);
+  if (m == "PauseContainer") return pause_container(p, true);
+  if (m == "ResumeContainer") return pause_container(p, false);
   if (m == "GetGuestDetails") return guest_details();
   return Reply{ttrpc::UNIMPLEMENTED, "method " + m + " not implemented by " + req.service, "", false};
 }

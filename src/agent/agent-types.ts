@@ -100,6 +100,14 @@ export interface CloseStdinRequest {
   exec_id?: string;
 }
 
+export interface PauseContainerRequest {
+  container_id: string;
+}
+
+export interface ResumeContainerRequest {
+  container_id: string;
+}
+
 export type GuestDetailsRequest = Empty;
 
 export interface GuestDetailsResponse {

@@ -12,6 +12,8 @@ import {
   type ExecProcessRequest,
   type GuestDetailsResponse,
   type HealthCheckResponse,
+  type PauseContainerRequest,
+  type ResumeContainerRequest,
   type RemoveContainerRequest,
   type SignalProcessRequest,
   type StartContainerRequest,
@@ -105,6 +107,16 @@ export class AgentClient {
 
   async closeStdin(req: CloseStdinRequest, opts?: AgentCallOptions): Promise<void> {
     await this.agent('CloseStdin', agentCodecs.CloseStdinRequest(), req, opts);
+  }
+
+  /** Freezes every process of a running container (`runc pause` in the guest). */
+  async pauseContainer(req: PauseContainerRequest, opts?: AgentCallOptions): Promise<void> {
+    await this.agent('PauseContainer', agentCodecs.PauseContainerRequest(), req, opts);
+  }
+
+  /** Thaws a paused container (`runc resume`). */
+  async resumeContainer(req: ResumeContainerRequest, opts?: AgentCallOptions): Promise<void> {
+    await this.agent('ResumeContainer', agentCodecs.ResumeContainerRequest(), req, opts);
   }
 
   getGuestDetails(opts?: AgentCallOptions): Promise<GuestDetailsResponse> {

@@ -18,7 +18,7 @@ import { array, boolean, define, InvalidField, InvalidJson, isPlainObject, objec
 
 export type OciRuntime = Pick<
   typeof RuntimeApi,
-  'create' | 'start' | 'state' | 'kill' | 'remove' | 'run' | 'exec' | 'ps' | 'list'
+  'create' | 'start' | 'state' | 'kill' | 'remove' | 'run' | 'exec' | 'ps' | 'list' | 'pause' | 'resume'
 >;
 export type RuntimeOptions = RuntimeApi.RuntimeOptions;
 export type OciState = RuntimeApi.OciState;
@@ -277,6 +277,18 @@ export function registerOciCommands(program: Command, overrides: Partial<OciDeps
         await (await d.runtime()).kill(opts(), id, signal ?? osConstants.signals.SIGTERM, c.all === true);
       }),
     );
+
+  program
+    .command('pause')
+    .description('suspend every process of a running container')
+    .argument('<container-id>', 'container id')
+    .action(withId(async (id: string) => (await d.runtime()).pause(opts(), id)));
+
+  program
+    .command('resume')
+    .description('resume the processes of a paused container')
+    .argument('<container-id>', 'container id')
+    .action(withId(async (id: string) => (await d.runtime()).resume(opts(), id)));
 
   program
     .command('delete')

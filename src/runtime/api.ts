@@ -13,17 +13,16 @@
 // aborts it on SIGINT/SIGTERM/SIGHUP) tears down what it started; `delete --force` of a container still
 // `creating` tears it down at once instead of asking a sandbox that may never answer.
 
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { mountNamespace } from '../host/mounts.js';
 import { openPty, sendConsole } from '../host/pty.js';
 import { findExecutable } from '../hypervisor/parent-death.js';
-import { ArtifactMemo } from './artifact-memo.js';
+import { guestImages } from './guest-images.js';
 import { applyAnnotations, ConfigError, loadConfig, type HypervisorSection, type RuntimeConfig } from './config.js';
 import { checkContainerId } from './container-id.js';
 import { call, execResult, psResult, type ControlRequest } from './control.js';
@@ -50,6 +49,7 @@ import {
   writeContainer,
   BadStateFile,
   type ContainerRecord,
+  type ContainerStatus,
 } from './state.js';
 
 export { RuntimeError, type RuntimeErrorCode } from './errors.js';
@@ -67,7 +67,7 @@ export interface RuntimeOptions {
 export interface OciState {
   ociVersion: string;
   id: string;
-  status: 'creating' | 'created' | 'running' | 'stopped';
+  status: ContainerStatus;
   pid: number;
   bundle: string;
   annotations?: Record<string, string>;
@@ -82,8 +82,6 @@ export interface StdioFds {
 /** Annotation naming the sandbox a container joins (CRI; Kata reads the same). */
 export const SANDBOX_ID_ANNOTATION = 'io.kubernetes.cri.sandbox-id';
 
-const execFileP = promisify(execFile);
-const PKG_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const SANDBOX_MAIN = fileURLToPath(new URL('./sandbox-main.js', import.meta.url));
 const RELAY_MAIN = fileURLToPath(new URL('./stdio-relay-main.js', import.meta.url));
 
@@ -123,26 +121,6 @@ function ctl(o: RuntimeOptions, rec: ContainerRecord): string {
 function interrupted(id: string, signal: AbortSignal): RuntimeError {
   const why = typeof signal.reason === 'string' ? signal.reason : 'aborted';
   return new RuntimeError('INTERNAL', `create of '${id}' was interrupted (${why}): what it had started is removed; create it again`);
-}
-
-/** Last stdout line of a cached guest build script (kernel-config/build.sh full, guest/build-agent-initrd.sh). */
-async function artifact(script: string[], what: string, hint: string, signal: AbortSignal | undefined): Promise<string> {
-  // nothing the script reads has changed since it last resolved: skip its input hashing (artifact-memo.ts)
-  const memo = new ArtifactMemo(PKG_ROOT, script);
-  const known = memo.lookup();
-  if (known !== undefined) return known;
-  const fingerprint = memo.fingerprint();
-  let out: string;
-  try {
-    out = (await execFileP('bash', script, { cwd: PKG_ROOT, encoding: 'utf8', timeout: 3_600_000, maxBuffer: 64 * 1024 * 1024, ...(signal ? { signal } : {}) })).stdout;
-  } catch (e) {
-    if (signal?.aborted) throw e; // the caller reports the interruption
-    throw new RuntimeError('INVALID', `no guest ${what}: ${script.join(' ')} failed (${(e as Error).message.split('\n')[0]!}): ${hint}`);
-  }
-  const last = out.trim().split('\n').pop() ?? '';
-  if (!last || !existsSync(last)) throw new RuntimeError('INVALID', `no guest ${what}: ${script.join(' ')} printed no artifact path: ${hint}`);
-  memo.save(last, fingerprint);
-  return last;
 }
 
 /** The first line a child writes on its readiness pipe; 'error ...' on a timeout, an early exit or an abort. */
@@ -236,15 +214,7 @@ async function spawnSandbox(
   signal: AbortSignal | undefined,
 ): Promise<void> {
   const choice = o.hypervisor ?? cfg.runtime.hypervisor;
-  // the build scripts are cached (a hash of their inputs): fast once built; run both at once
-  const [kernel, initrd] = await Promise.all([
-    hvSection.kernel || artifact(['kernel-config/build.sh', 'full'], 'kernel', 'run `npm run guest:kernel` or set kernel in configuration.toml', signal),
-    hvSection.initrd || artifact(['guest/build-agent-initrd.sh'], 'initrd', 'run `bash guest/build-agent-initrd.sh` or set initrd in configuration.toml', signal),
-  ]);
-  signal?.throwIfAborted();
-  for (const [what, p] of [['kernel', kernel], ['initrd', initrd]] as const) {
-    if (!existsSync(p)) throw new RuntimeError('INVALID', `the guest ${what} ${p} (configuration ${cfg.source}) does not exist: fix the path or clear it to use the built one`);
-  }
+  const { kernel, initrd } = await guestImages(hvSection, cfg.source, signal);
   // the virtio-fs share's bind mounts live in the sandbox's own mount namespace and vanish with it (shared-fs.ts)
   const nsPrefix = hvSection.shared_fs === 'virtio-fs' ? [unshareBinary(), '--mount', '--propagation', 'private'] : [];
   const tmp = mkdtempSync(join(tmpdir(), 'kata-ts-sb-'));
@@ -451,8 +421,24 @@ export async function kill(o: RuntimeOptions, id: string, signal: number, all?: 
   if (!Number.isInteger(signal) || signal < 1 || signal > 64) throw new RuntimeError('INVALID', `invalid signal ${signal}: use a number 1..64 or a name such as TERM`);
   const st = effectiveStatus(rec, sandboxAlive(rootOf(o), rec.sandboxId));
   if (st === 'creating') throw new RuntimeError('STATE', `container '${id}' is still being created: only a created or running container can be signalled; remove it with \`kata-ts delete --force ${id}\``);
-  if (st !== 'created' && st !== 'running') throw new RuntimeError('STATE', `container '${id}' is ${st}: only a created or running container can be signalled`);
+  if (st !== 'created' && st !== 'running' && st !== 'paused') throw new RuntimeError('STATE', `container '${id}' is ${st}: only a created, running or paused container can be signalled`);
   await call(ctl(o, rec), { op: 'kill', id, signal, all: all ?? false }, 30_000);
+}
+
+/** `pause`: freeze every process of a running container (the guest's cgroup freezer, runc pause in the VM). */
+export async function pause(o: RuntimeOptions, id: string): Promise<void> {
+  const rec = mustRead(o, id);
+  const st = effectiveStatus(rec, sandboxAlive(rootOf(o), rec.sandboxId));
+  if (st !== 'running') throw new RuntimeError('STATE', `container '${id}' is ${st}: only a running container can be paused`);
+  await call(ctl(o, rec), { op: 'pause', id }, 30_000);
+}
+
+/** `resume`: thaw a paused container. */
+export async function resume(o: RuntimeOptions, id: string): Promise<void> {
+  const rec = mustRead(o, id);
+  const st = effectiveStatus(rec, sandboxAlive(rootOf(o), rec.sandboxId));
+  if (st !== 'paused') throw new RuntimeError('STATE', `container '${id}' is ${st}, not paused: nothing to resume`);
+  await call(ctl(o, rec), { op: 'resume', id }, 30_000);
 }
 
 /** `delete` */

@@ -82,6 +82,23 @@ export class Container {
     this.record.status = 'running';
   }
 
+  /** running → paused (`pause`: the agent froze the container's cgroup in the guest). */
+  checkPause(): void {
+    if (this.status !== 'running') throw new RuntimeError('STATE', `container '${this.id}' is ${this.status}: only a running container can be paused`);
+  }
+
+  paused(): void {
+    this.record.status = 'paused';
+  }
+
+  checkResume(): void {
+    if (this.status !== 'paused') throw new RuntimeError('STATE', `container '${this.id}' is ${this.status}, not paused: nothing to resume`);
+  }
+
+  resumed(): void {
+    this.record.status = 'running';
+  }
+
   checkKill(): void {
     if (this.status === 'stopped') throw new RuntimeError('STATE', `container '${this.id}' is stopped: nothing to signal`);
   }

@@ -46,6 +46,8 @@ export type ControlRequest =
   | { op: 'delete'; id: string; force: boolean }
   | { op: 'exec'; id: string; process: Record<string, unknown> }
   | { op: 'ps'; id: string }
+  | { op: 'pause'; id: string }
+  | { op: 'resume'; id: string }
   | { op: 'wait'; id: string; exec: string }
   | { op: 'attach'; id: string; exec: string; stream: StreamName }
   | { op: 'relay'; id: string; exec: string; pid: number }
@@ -69,6 +71,8 @@ export const controlRequest: Check<ControlRequest> = tagged('op', {
   delete: object({ op: literal('delete'), id: containerId, force: boolean }),
   exec: object({ op: literal('exec'), id: containerId, process: anyObject }),
   ps: object({ op: literal('ps'), id: containerId }),
+  pause: object({ op: literal('pause'), id: containerId }),
+  resume: object({ op: literal('resume'), id: containerId }),
   wait: object({ op: literal('wait'), id: containerId, exec: string }),
   attach: object({ op: literal('attach'), id: containerId, exec: string, stream: streamName }),
   relay: object({ op: literal('relay'), id: containerId, exec: string, pid: int(1) }),

@@ -304,6 +304,24 @@ export class Sandbox {
       }
       case 'ps':
         return this.get(req.id).relayPids();
+      case 'pause':
+      case 'resume': {
+        const c = this.get(req.id);
+        const pause = req.op === 'pause';
+        if (pause) c.checkPause();
+        else c.checkResume();
+        try {
+          if (pause) await this.agent.pauseContainer({ container_id: req.id });
+          else await this.agent.resumeContainer({ container_id: req.id });
+        } catch (e) {
+          throw agentError(e, `${req.op} of container '${req.id}' failed`);
+        }
+        if (pause) c.paused();
+        else c.resumed();
+        this.persist(c);
+        this.log.info(pause ? 'container paused' : 'container resumed', { id: req.id });
+        return {};
+      }
       case 'resize': {
         // the terminal of a process's stdio relay changed size: the guest pty takes it (SIGWINCH in the guest)
         this.get(req.id).process(req.exec);

@@ -24,7 +24,7 @@ export { processStart } from './process-identity.js';
 export const OCI_VERSION = '1.0.2';
 export const DEFAULT_ROOT = '/run/kata-ts';
 
-export type ContainerStatus = 'creating' | 'created' | 'running' | 'stopped';
+export type ContainerStatus = 'creating' | 'created' | 'running' | 'paused' | 'stopped';
 
 export interface ProcessRef {
   pid: number;
@@ -65,7 +65,7 @@ const count = int(0);
 export const containerRecord: Check<ContainerRecord> = object({
   ociVersion: string,
   id: nonEmptyString,
-  status: oneOf('creating', 'created', 'running', 'stopped'),
+  status: oneOf('creating', 'created', 'running', 'paused', 'stopped'),
   pid: count,
   pidStart: count,
   bundle: string,
@@ -216,7 +216,7 @@ export function isAlive(pid: number, start: number): boolean {
 export function effectiveStatus(rec: ContainerRecord, sandboxAlive: boolean): ContainerStatus {
   if (rec.status === 'stopped') return 'stopped';
   if (!sandboxAlive) return 'stopped';
-  if (rec.status === 'running' && rec.pid > 0 && !isAlive(rec.pid, rec.pidStart)) return 'stopped';
+  if ((rec.status === 'running' || rec.status === 'paused') && rec.pid > 0 && !isAlive(rec.pid, rec.pidStart)) return 'stopped';
   return rec.status;
 }
 

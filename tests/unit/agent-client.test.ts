@@ -35,6 +35,15 @@ async function fakeAgent() {
       if (req.exec_id === 'liar') return agentCodecs.WaitProcessResponse().encode({ exit_code: 1000, signal: 0 });
       return agentCodecs.WaitProcessResponse().encode(req.exec_id === 'killed' ? { exit_code: 137, signal: 9 } : { exit_code: 3, signal: 0 });
     },
+    PauseContainer: (p) => {
+      const req = agentCodecs.PauseContainerRequest().decode(p);
+      if (req.container_id !== 'c1') throw new TtrpcStatusError(Code.NOT_FOUND, `container ${req.container_id} not found`);
+      return empty();
+    },
+    ResumeContainer: (p) => {
+      agentCodecs.ResumeContainerRequest().decode(p);
+      throw new TtrpcStatusError(Code.FAILED_PRECONDITION, 'container c1 is not paused');
+    },
     StatsContainer: () =>
       agentCodecs.StatsContainerResponse().encode({
         cgroup: { cpu_usage_usec: 2 ** 40, cpu_user_usec: 1, cpu_system_usec: 2, memory_current: 4096, memory_max: 0, pids_current: 3, pids_max: 0 },
@@ -51,13 +60,21 @@ async function fakeAgent() {
 t.test('agent.proto parses and has every service and method of the issue', async (t) => {
   const root = protoRoot('agent.proto');
   const svc = root.lookupService('kata_ts.agent.AgentService');
-  t.same(Object.keys(svc.methods).sort(), ['CloseStdin', 'CreateContainer', 'CreateSandbox', 'DestroySandbox', 'ExecProcess', 'GetGuestDetails', 'RemoveContainer', 'SignalProcess', 'StartContainer', 'StatsContainer', 'TtyWinResize', 'WaitProcess']);
+  t.same(Object.keys(svc.methods).sort(), ['CloseStdin', 'CreateContainer', 'CreateSandbox', 'DestroySandbox', 'ExecProcess', 'GetGuestDetails', 'PauseContainer', 'RemoveContainer', 'ResumeContainer', 'SignalProcess', 'StartContainer', 'StatsContainer', 'TtyWinResize', 'WaitProcess']);
   t.same(Object.keys(root.lookupService('kata_ts.agent.Health').methods), ['Check']);
   // Field numbers are a contract with the guest agent (guest/agent/): pin a few.
   const storage = root.lookupType('kata_ts.agent.Storage');
   t.same(Object.fromEntries(Object.values(storage.fields).map((f) => [f.name, f.id])), { driver: 1, source: 2, mount_point: 3, fstype: 4, options: 5, driver_options: 6 });
   const hdr = root.lookupType('kata_ts.agent.StdioStreamHeader');
   t.same(Object.fromEntries(Object.values(hdr.fields).map((f) => [f.name, f.id])), { container_id: 1, exec_id: 2, kind: 3 });
+});
+
+t.test('PauseContainer / ResumeContainer: requests reach the agent, its status codes come back', async (t) => {
+  const a = await fakeAgent();
+  await t.resolves(a.client.pauseContainer({ container_id: 'c1' }), 'pause of a known container');
+  await t.rejects(a.client.pauseContainer({ container_id: 'nope' }), { message: /NOT_FOUND/ }, 'pause of an unknown container');
+  await t.rejects(a.client.resumeContainer({ container_id: 'c1' }), { message: /FAILED_PRECONDITION/ }, 'resume of a container that is not paused');
+  a.pair.close();
 });
 
 t.test('typed calls: request fields reach the agent, responses come back typed', async (t) => {

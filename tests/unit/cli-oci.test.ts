@@ -37,6 +37,8 @@ function fakeRuntime(calls: Call[], fail?: RuntimeError): OciRuntime {
     exec: rec('exec', 3),
     ps: rec('ps', [1, 12]),
     list: rec('list', [sample]),
+    pause: rec('pause', undefined),
+    resume: rec('resume', undefined),
   };
 }
 
@@ -228,4 +230,16 @@ t.test("a failed command's error also goes to --log, in runc's JSON record when 
   const ok = join(dir, 'ok.json');
   await cli(['--root', dir, '--log', ok, '--log-format', 'json', 'state', 'c1']);
   t.throws(() => readFileSync(ok), 'a command that succeeds writes no error record');
+});
+
+t.test('pause and resume reach the runtime with the id', async (t) => {
+  const p = await cli(['pause', 'c1']);
+  t.equal(p.code, 0);
+  t.same(p.calls.map((c) => [c.fn, c.args[1]]), [['pause', 'c1']]);
+  const r = await cli(['resume', 'c1']);
+  t.same(r.calls.map((c) => [c.fn, c.args[1]]), [['resume', 'c1']]);
+  const bad = await cli(['pause', '../x']);
+  t.equal(bad.code, 1);
+  t.match(bad.err, /^kata-ts: invalid container id/);
+  t.same(bad.calls, [], 'a bad id never reaches the runtime');
 });
