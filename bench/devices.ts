@@ -85,12 +85,13 @@ export function registerDeviceSeries(factory: SeriesFactory): void {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// A minimal driver for the bench: fixed chains, recycled (virtio 1.2 §2.7 split ring layout).
+// A minimal driver for the bench: fixed chains, recycled (virtio 1.2 §2.7 split ring layout). bench/fs.ts
+// drives the virtio-fs device with it too.
 
 const VRING_DESC_F_NEXT = 1;
 const VRING_DESC_F_WRITE = 2;
 
-class BenchRing {
+export class BenchRing {
   readonly descTable: number;
   readonly availRing: number;
   readonly usedRing: number;

@@ -71,6 +71,8 @@ program
   .option('--shared-dir <dir>', 'host directory to share (--device fs; QEMU: -device vhost-user-fs-device,tag=T)')
   .option('--tag <tag>', "virtio-fs mount tag, up to 36 bytes (--device fs; default 'kata-ts')")
   .option('--readonly', 'export the shared directory read-only (--device fs)')
+  .option('--cache <mode>', 'virtio-fs cache policy: none, auto or always (--device fs; default auto, as virtiofsd)')
+  .option('--no-xattr', 'answer extended-attribute requests with ENOSYS (--device fs; as virtiofsd -o no_xattr)')
   .option('--json', 'print the metrics as JSON on stderr when stopped')
   .action(async (o: VhostUserBackendCliOptions) => {
     const { vhostUserBackendCommand } = await import('./vhost-user-backend.js');

@@ -24,6 +24,10 @@ export interface VhostUserBackendCliOptions {
   sharedDir?: string;
   tag?: string;
   readonly?: boolean;
+  /** virtio-fs cache policy (virtiofsd's -o cache=): none, auto (default) or always */
+  cache?: string;
+  /** virtio-fs extended attributes (default on; `--no-xattr` answers the xattr requests ENOSYS, as virtiofsd's no_xattr) */
+  xattr?: boolean;
   /** print metrics as JSON on stderr when stopping */
   json?: boolean;
 }
@@ -49,7 +53,9 @@ export function vhostUserSpec(o: VhostUserBackendCliOptions): DeviceSpec {
       }
       const tag = o.tag ?? DEFAULT_FS_TAG;
       if (tag === '' || Buffer.byteLength(tag) > FS_TAG_MAX) throw new Error(`--tag must be 1 to ${String(FS_TAG_MAX)} bytes (got '${tag.slice(0, 64)}')`);
-      return { kind: 'fs', sharedDir: o.sharedDir, tag, readOnly: o.readonly === true };
+      const cache = o.cache ?? 'auto';
+      if (cache !== 'none' && cache !== 'auto' && cache !== 'always') throw new Error(`--cache must be none, auto or always (got '${cache.slice(0, 64)}')`);
+      return { kind: 'fs', sharedDir: o.sharedDir, tag, readOnly: o.readonly === true, cache, xattr: o.xattr !== false };
     }
     default:
       throw new Error(`--device ${o.device}: expected blk, vsock, rng or fs`);

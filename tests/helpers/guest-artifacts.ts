@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { packageRoot } from '../../src/host/package-root.js';
 
-export type GuestArtifact = 'guest:kernel' | 'guest:kernel:smoke' | 'guest:initrd' | 'guest:initrd:test' | 'guest:initrd:devtest';
+export type GuestArtifact = 'guest:kernel' | 'guest:kernel:smoke' | 'guest:initrd' | 'guest:initrd:test' | 'guest:initrd:devtest' | 'guest:initrd:fsbench';
 
 const built = new Map<GuestArtifact, string>();
 

@@ -26,11 +26,10 @@ export interface Handle {
   readonly kind: 'file' | 'dir';
 }
 
-const keyOf = (dev: bigint, ino: bigint): string => `${dev}:${ino}`;
-
 export class InodeTable {
   private readonly byId = new Map<number, Inode>();
-  private readonly byKey = new Map<string, Inode>();
+  /** st_dev -> st_ino -> inode (BigInt keys compare by value: no string key built per lookup) */
+  private readonly byDevIno = new Map<bigint, Map<bigint, Inode>>();
   private next = FUSE_ROOT_ID + 1;
 
   constructor(
@@ -40,7 +39,16 @@ export class InodeTable {
   ) {
     const root: Inode = { id: FUSE_ROOT_ID, fd: rootFd, dev: rootStat.dev, ino: rootStat.ino, type: rootStat.mode & S_IFMT, refs: 1 };
     this.byId.set(root.id, root);
-    this.byKey.set(keyOf(root.dev, root.ino), root);
+    this.index(root);
+  }
+
+  private index(inode: Inode): void {
+    let byIno = this.byDevIno.get(inode.dev);
+    if (byIno === undefined) {
+      byIno = new Map<bigint, Inode>();
+      this.byDevIno.set(inode.dev, byIno);
+    }
+    byIno.set(inode.ino, inode);
   }
 
   get size(): number {
@@ -57,8 +65,7 @@ export class InodeTable {
    * takes the reference and `fd` is closed; otherwise `fd` becomes a new inode.
    */
   insert(fd: number, st: FsStat): Inode {
-    const key = keyOf(st.dev, st.ino);
-    const known = this.byKey.get(key);
+    const known = this.byDevIno.get(st.dev)?.get(st.ino);
     if (known !== undefined) {
       this.closeFd(fd);
       known.refs++;
@@ -66,7 +73,7 @@ export class InodeTable {
     }
     const inode: Inode = { id: this.next++, fd, dev: st.dev, ino: st.ino, type: st.mode & S_IFMT, refs: 1 };
     this.byId.set(inode.id, inode);
-    this.byKey.set(key, inode);
+    this.index(inode);
     return inode;
   }
 
@@ -77,7 +84,9 @@ export class InodeTable {
     inode.refs = n >= BigInt(inode.refs) ? 0 : inode.refs - Number(n);
     if (inode.refs === 0) {
       this.byId.delete(id);
-      this.byKey.delete(keyOf(inode.dev, inode.ino));
+      const byIno = this.byDevIno.get(inode.dev);
+      byIno?.delete(inode.ino);
+      if (byIno?.size === 0) this.byDevIno.delete(inode.dev);
       this.closeFd(inode.fd);
     }
   }

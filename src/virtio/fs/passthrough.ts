@@ -1,4 +1,5 @@
-// PassthroughFs: the FsBackend over a host directory, through the addon's *at() calls (native/fs_at.cc).
+// PassthroughFs: the FsBackend over a host directory, through the addon's *at() calls (native/fs_at.cc) and,
+// for calls on an fd alone, Node's own (fstat, preadv/pwritev, ftruncate, fsync).
 //
 // Containment (DESIGN decision 8): the server holds an O_PATH fd per inode and asks for one component at a
 // time; lookup() opens it with openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS) and
@@ -8,13 +9,11 @@
 // refuses those). Operations on an inode go through its fd (or /proc/self/fd/N for the calls the kernel only
 // offers by path), never through a path string built here.
 
-import { fdatasyncSync, fsyncSync, ftruncateSync, readvSync, writevSync } from 'node:fs';
+import { fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, readvSync, writevSync, type BigIntStats } from 'node:fs';
 import { resolve } from 'node:path';
 import { loadNative, type NativeAddon } from '../../kvm/native.js';
 import {
-  AT_EMPTY_PATH,
   AT_REMOVEDIR,
-  AT_SYMLINK_NOFOLLOW,
   Errno,
   O_CREAT,
   O_DIRECTORY,
@@ -36,6 +35,44 @@ export class SharedDirError extends Error {
 
 const EMPTY = new Uint8Array(0);
 const RESOLVE = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS;
+const NS_PER_S = 1_000_000_000n;
+
+/** A BigIntStats time in ns as struct timespec {sec, nsec}, nsec in [0, 1e9) (also before 1970). */
+function secOf(ns: bigint): number {
+  // Number(ns) rounds ns to a few hundred ns (53-bit mantissa): near a second boundary the floor may be one
+  // off, which the exact BigInt remainder below corrects
+  const sec = Math.floor(Number(ns) / 1e9);
+  const rest = ns - BigInt(sec) * NS_PER_S;
+  return rest < 0n ? sec - 1 : rest >= NS_PER_S ? sec + 1 : sec;
+}
+function nsecOf(ns: bigint, sec: number): number {
+  return Number(ns - BigInt(sec) * NS_PER_S);
+}
+
+/** struct stat as FsStat (the addon's NativeStat shape) from Node's BigIntStats: dev/ino exact, times to the ns. */
+function statOf(s: BigIntStats): FsStat {
+  const as = secOf(s.atimeNs);
+  const ms = secOf(s.mtimeNs);
+  const cs = secOf(s.ctimeNs);
+  return {
+    dev: s.dev,
+    ino: s.ino,
+    mode: Number(s.mode),
+    nlink: Number(s.nlink),
+    uid: Number(s.uid),
+    gid: Number(s.gid),
+    rdev: Number(s.rdev),
+    size: Number(s.size),
+    blksize: Number(s.blksize),
+    blocks: Number(s.blocks),
+    atimeSec: as,
+    atimeNsec: nsecOf(s.atimeNs, as),
+    mtimeSec: ms,
+    mtimeNsec: nsecOf(s.mtimeNs, ms),
+    ctimeSec: cs,
+    ctimeNsec: nsecOf(s.ctimeNs, cs),
+  };
+}
 
 /** An addon error (NativeError: errno + code) or an argument error turned into an FsError. */
 function toFsError(e: unknown): FsError {
@@ -79,29 +116,45 @@ export class PassthroughFs implements FsBackend {
     return this.rootFdOrClosed;
   }
 
+  /**
+   * Run a host call; its error becomes an FsError. Failures are frequent and guest-caused (every CREATE
+   * starts with a LOOKUP of a missing name) and only their errno is kept, so the error the addon or Node
+   * makes gets no stack trace (capturing it costs more than the syscall).
+   */
   private call<T>(f: () => T): T {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     try {
       return f();
     } catch (e) {
       throw toFsError(e);
+    } finally {
+      Error.stackTraceLimit = limit;
     }
   }
 
-  lookup(dirFd: number, name: Uint8Array): number {
+  /** openat2 beneath dirFd (RESOLVE), or openat where the kernel lacks openat2 (ENOSYS: remembered). */
+  private openBeneath(dirFd: number, name: Uint8Array, flags: number, mode: number): number {
     if (this.openat2) {
       try {
-        return this.native.fsOpenat2(dirFd, name, O_PATH | O_NOFOLLOW, 0, RESOLVE);
+        return this.call(() => this.native.fsOpenat2(dirFd, name, flags, mode, RESOLVE));
       } catch (e) {
-        const err = toFsError(e);
-        if (err.errno !== Errno.ENOSYS) throw err;
+        if (!(e instanceof FsError) || e.errno !== Errno.ENOSYS) throw e;
         this.openat2 = false;
       }
     }
-    return this.call(() => this.native.fsOpenat(dirFd, name, O_PATH | O_NOFOLLOW, 0));
+    return this.call(() => this.native.fsOpenat(dirFd, name, flags, mode));
+  }
+
+  lookup(dirFd: number, name: Uint8Array): number {
+    return this.openBeneath(dirFd, name, O_PATH | O_NOFOLLOW, 0);
   }
 
   stat(fd: number): FsStat {
-    return this.call(() => this.native.fsFstatat(fd, EMPTY, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
+    // fstat(2) of the fd itself (libuv: statx(fd, "", AT_EMPTY_PATH)): an O_PATH fd of a symlink gives the
+    // link, as fstatat(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) does. Node's fstat is the cheaper call
+    // here: the addon's fsFstatat builds its result object property by property (about twice the cost).
+    return statOf(this.call(() => fstatSync(fd, { bigint: true })));
   }
 
   reopen(fd: number, flags: number): number {
@@ -110,17 +163,7 @@ export class PassthroughFs implements FsBackend {
   }
 
   create(dirFd: number, name: Uint8Array, flags: number, mode: number): number {
-    const f = flags | O_CREAT | O_NOFOLLOW;
-    if (this.openat2) {
-      try {
-        return this.native.fsOpenat2(dirFd, name, f, mode, RESOLVE);
-      } catch (e) {
-        const err = toFsError(e);
-        if (err.errno !== Errno.ENOSYS) throw err;
-        this.openat2 = false;
-      }
-    }
-    return this.call(() => this.native.fsOpenat(dirFd, name, f, mode));
+    return this.openBeneath(dirFd, name, flags | O_CREAT | O_NOFOLLOW, mode);
   }
 
   close(fd: number): void {

@@ -11,17 +11,26 @@ export interface Timeouts {
   attr: number;
 }
 
-const u64 = (n: number): bigint => BigInt.asUintN(64, BigInt(Math.trunc(n)));
+const TWO_32 = 0x1_0000_0000;
+/**
+ * A u64 field from a number, as BigInt.asUintN(64, BigInt(Math.trunc(n))) would give it (two's complement
+ * below 0: times before 1970), without a BigInt per field: ToUint32 (>>> 0) takes an integer modulo 2^32.
+ */
+function setU64(v: DataView, off: number, n: number): void {
+  const t = Math.trunc(n);
+  v.setUint32(off, t >>> 0, true);
+  v.setUint32(off + 4, Math.floor(t / TWO_32) >>> 0, true);
+}
 const u32 = (n: number): number => (n > 0xffff_ffff ? 0xffff_ffff : n < 0 ? 0 : n >>> 0);
 
 /** fuse.h: struct fuse_attr (88 bytes) from a host stat. */
 export function putAttr(v: DataView, off: number, st: FsStat): void {
   v.setBigUint64(off, st.ino, true);
-  v.setBigUint64(off + 8, u64(st.size), true);
-  v.setBigUint64(off + 16, u64(st.blocks), true);
-  v.setBigUint64(off + 24, u64(st.atimeSec), true);
-  v.setBigUint64(off + 32, u64(st.mtimeSec), true);
-  v.setBigUint64(off + 40, u64(st.ctimeSec), true);
+  setU64(v, off + 8, st.size);
+  setU64(v, off + 16, st.blocks);
+  setU64(v, off + 24, st.atimeSec);
+  setU64(v, off + 32, st.mtimeSec);
+  setU64(v, off + 40, st.ctimeSec);
   v.setUint32(off + 48, u32(st.atimeNsec), true);
   v.setUint32(off + 52, u32(st.mtimeNsec), true);
   v.setUint32(off + 56, u32(st.ctimeNsec), true);
@@ -30,17 +39,17 @@ export function putAttr(v: DataView, off: number, st: FsStat): void {
   v.setUint32(off + 68, u32(st.uid), true);
   v.setUint32(off + 72, u32(st.gid), true);
   // new_encode_dev: glibc's dev_t agrees with it in the low 32 bits for majors < 4096 and minors < 2^20
-  v.setUint32(off + 76, Number(BigInt.asUintN(32, BigInt(st.rdev))), true);
+  v.setUint32(off + 76, Math.trunc(st.rdev) >>> 0, true);
   v.setUint32(off + 80, u32(st.blksize), true);
   v.setUint32(off + 84, 0, true); // flags
 }
 
 /** fuse.h: struct fuse_entry_out (128 bytes). nodeid 0 with a zeroed attr is a "no entry" placeholder. */
 export function putEntry(v: DataView, off: number, nodeid: number, st: FsStat | undefined, t: Timeouts): void {
-  v.setBigUint64(off, BigInt(nodeid), true);
-  v.setBigUint64(off + 8, 0n, true); // generation
-  v.setBigUint64(off + 16, BigInt(t.entry), true);
-  v.setBigUint64(off + 24, BigInt(t.attr), true);
+  setU64(v, off, nodeid);
+  setU64(v, off + 8, 0); // generation
+  setU64(v, off + 16, t.entry);
+  setU64(v, off + 24, t.attr);
   v.setUint32(off + 32, 0, true);
   v.setUint32(off + 36, 0, true);
   if (st !== undefined) putAttr(v, off + 40, st);
@@ -49,7 +58,7 @@ export function putEntry(v: DataView, off: number, nodeid: number, st: FsStat | 
 
 /** fuse.h: struct fuse_attr_out (104 bytes). */
 export function putAttrOut(v: DataView, off: number, st: FsStat, t: Timeouts): void {
-  v.setBigUint64(off, BigInt(t.attr), true);
+  setU64(v, off, t.attr);
   v.setUint32(off + 8, 0, true);
   v.setUint32(off + 12, 0, true);
   putAttr(v, off + 16, st);
@@ -57,18 +66,18 @@ export function putAttrOut(v: DataView, off: number, st: FsStat, t: Timeouts): v
 
 /** fuse.h: struct fuse_open_out (16 bytes). */
 export function putOpen(v: DataView, off: number, fh: number, openFlags: number): void {
-  v.setBigUint64(off, BigInt(fh), true);
+  setU64(v, off, fh);
   v.setUint32(off + 8, openFlags, true);
   v.setUint32(off + 12, 0, true);
 }
 
 /** fuse.h: struct fuse_kstatfs (80 bytes). */
 export function putStatfs(v: DataView, off: number, s: FsStatfs): void {
-  v.setBigUint64(off, u64(s.blocks), true);
-  v.setBigUint64(off + 8, u64(s.bfree), true);
-  v.setBigUint64(off + 16, u64(s.bavail), true);
-  v.setBigUint64(off + 24, u64(s.files), true);
-  v.setBigUint64(off + 32, u64(s.ffree), true);
+  setU64(v, off, s.blocks);
+  setU64(v, off + 8, s.bfree);
+  setU64(v, off + 16, s.bavail);
+  setU64(v, off + 24, s.files);
+  setU64(v, off + 32, s.ffree);
   v.setUint32(off + 40, u32(s.bsize), true);
   v.setUint32(off + 44, u32(s.namelen), true);
   v.setUint32(off + 48, u32(s.frsize), true);

@@ -10,10 +10,11 @@
 // errno (a name with '/', a size above a limit, an unknown nodeid) are left to the server.
 //
 // Bodies are copied out of guest memory (so the guest cannot change a field after it was checked), except
-// WRITE data, which stays as guest views for pwritev.
+// WRITE data, which stays as guest views for pwritev. The copy goes to one reused buffer (copyBuf below):
+// the FuseRequest holds numbers and copies of names and values, never a view of that buffer.
 
 import type { GuestMemory } from '../../memory/guest-memory.js';
-import { ChainReader, ChainWriter } from '../chain-io.js';
+import { ChainReader } from '../chain-io.js';
 import { DeviceBroken } from '../device.js';
 import type { Descriptor } from '../queue.js';
 import {
@@ -130,9 +131,42 @@ export class ReplyBuffer {
     return this.capacity - OUT_HEADER_SIZE;
   }
 
-  /** A writer over the writable descriptors, positioned at the out header. */
-  writer(): ChainWriter {
-    return new ChainWriter(this.mem, this.descs);
+  /**
+   * Zero-copy guest-memory views of the writable bytes [from, from + n), one per descriptor touched (the
+   * caller checked from + n <= capacity), for preadv straight into the chain.
+   */
+  views(from: number, n: number): Uint8Array[] {
+    if (from + n > this.capacity) throw new RangeError(`writable bytes [${String(from)}, +${String(n)}) exceed the ${String(this.capacity)} in the chain`);
+    const out: Uint8Array[] = [];
+    let skip = from;
+    let want = n;
+    for (const d of this.descs) {
+      if (want === 0) break;
+      if (!d.writable) continue;
+      if (skip >= d.len) {
+        skip -= d.len;
+        continue;
+      }
+      const take = Math.min(d.len - skip, want);
+      out.push(this.mem.slice(d.addr + skip, take)); // BOUNDS: descriptor range checked by the chain walk
+      want -= take;
+      skip = 0;
+    }
+    return out;
+  }
+
+  /** Write `bytes` at the start of the writable part (header and reply, in chain order); bytes.length <= capacity. */
+  write(bytes: Uint8Array): void {
+    const n = bytes.length;
+    if (n > this.capacity) throw new RangeError(`reply of ${String(n)} bytes does not fit the ${String(this.capacity)} writable bytes`);
+    let pos = 0;
+    for (const d of this.descs) {
+      if (pos === n) break;
+      if (!d.writable || d.len === 0) continue;
+      const take = Math.min(d.len, n - pos);
+      this.mem.slice(d.addr, take).set(bytes.subarray(pos, pos + take)); // BOUNDS: descriptor range checked by the chain walk
+      pos += take;
+    }
   }
 }
 
@@ -143,15 +177,54 @@ function idOf(lo: number, hi: number): number {
   return hi > MAX_U53_HI ? -1 : hi * 0x1_0000_0000 + lo;
 }
 
+/**
+ * Where a request's header and body are copied to before they are parsed (so the guest cannot change a field
+ * after it was checked). One buffer, reused: parsing is synchronous, and nothing a FuseRequest holds refers
+ * to it (names and values are copied out of it). It is an ArrayBuffer of its own because a fresh small
+ * Uint8Array per request would live on V8's heap and get a backing store made for it the moment a DataView
+ * looks at it, which cost more than the rest of the parse.
+ */
+const COPY_BYTES = 8192;
+const copyBuf = new ArrayBuffer(COPY_BYTES);
+const copyBytes = new Uint8Array(copyBuf);
+const copyView = new DataView(copyBuf);
+
+/**
+ * Copy the chain's device-readable bytes [from, from + into.length) into `into`, in chain order. The caller
+ * checked that the chain has that many readable bytes (parseFuseRequest: fuse_in_header.len == readable).
+ */
+function copyReadable(mem: GuestMemory, descs: readonly Descriptor[], from: number, into: Uint8Array): void {
+  const n = into.length;
+  let skip = from;
+  let pos = 0;
+  for (const d of descs) {
+    if (pos === n) return;
+    if (d.writable) continue;
+    if (skip >= d.len) {
+      skip -= d.len;
+      continue;
+    }
+    const take = Math.min(d.len - skip, n - pos);
+    into.set(mem.slice(d.addr + skip, take), pos); // BOUNDS: descriptor range checked by the chain walk
+    pos += take;
+    skip = 0;
+  }
+  if (pos !== n) throw new FuseLengthMismatch(`the chain ended ${String(n - pos)} bytes short of the request`);
+}
+
 /** Little-endian reads over a copied body, with named errors for the structural checks. */
 class Body {
-  private readonly v: DataView;
   pos = 0;
   constructor(
+    /** the copied body (in the copy buffer, or a buffer of its own when larger) */
     readonly bytes: Uint8Array,
-    private readonly opName: string,
-  ) {
-    this.v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    /** a view of bytes' buffer; bytes start at `base` in it */
+    private readonly v: DataView,
+    private readonly base: number,
+    private readonly opcode: number,
+  ) {}
+  private get opName(): string {
+    return `opcode ${String(this.opcode)}`;
   }
   get length(): number {
     return this.bytes.length;
@@ -171,32 +244,32 @@ class Body {
     return this;
   }
   u32(): number {
-    const x = this.v.getUint32(this.pos, true); // BOUNDS: exact()/atLeast() checked the length first
+    const x = this.v.getUint32(this.base + this.pos, true); // BOUNDS: exact()/atLeast() checked the length first
     this.pos += 4;
     return x;
   }
   u64(): bigint {
-    const x = this.v.getBigUint64(this.pos, true);
+    const x = this.v.getBigUint64(this.base + this.pos, true);
     this.pos += 8;
     return x;
   }
   /** u64 as an id number (-1 when >= 2^53) */
   id(): number {
-    const lo = this.v.getUint32(this.pos, true);
-    const hi = this.v.getUint32(this.pos + 4, true);
+    const lo = this.v.getUint32(this.base + this.pos, true);
+    const hi = this.v.getUint32(this.base + this.pos + 4, true);
     this.pos += 8;
     return idOf(lo, hi);
   }
   /** u64 as a number, saturated at 2^53 (callers compare it with far smaller limits) */
   u64Num(): number {
-    const lo = this.v.getUint32(this.pos, true);
-    const hi = this.v.getUint32(this.pos + 4, true);
+    const lo = this.v.getUint32(this.base + this.pos, true);
+    const hi = this.v.getUint32(this.base + this.pos + 4, true);
     this.pos += 8;
     return hi > MAX_U53_HI ? 2 ** 53 : hi * 0x1_0000_0000 + lo;
   }
   /** s64 seconds (times): as a number, saturated to ±2^53 */
   s64Num(): number {
-    const x = this.v.getBigInt64(this.pos, true);
+    const x = this.v.getBigInt64(this.base + this.pos, true);
     this.pos += 8;
     const max = 2n ** 53n;
     return Number(x > max ? max : x < -max ? -max : x);
@@ -204,11 +277,11 @@ class Body {
   skip(n: number): void {
     this.pos += n;
   }
-  /** A NUL-terminated name starting at pos; pos moves past the NUL. */
+  /** A NUL-terminated name starting at pos (a copy); pos moves past the NUL. */
   name(): Uint8Array {
     const end = this.bytes.indexOf(0, this.pos);
     if (end < 0) throw new FuseNameNotTerminated(`${this.opName}: name at body offset ${String(this.pos)} has no NUL terminator`);
-    const out = this.bytes.subarray(this.pos, end);
+    const out = this.bytes.slice(this.pos, end);
     this.pos = end + 1;
     return out;
   }
@@ -220,6 +293,24 @@ class Body {
     }
     return n;
   }
+  /** The bytes from pos to the end (a copy). */
+  rest(): Uint8Array {
+    return this.bytes.slice(this.pos);
+  }
+}
+
+/** Copy bodyLen readable bytes after the header and wrap them for parsing: in the copy buffer after the
+ * header when they fit, else in a buffer of their own (SETXATTR values, BATCH_FORGET lists). */
+function copyBody(mem: GuestMemory, descs: readonly Descriptor[], bodyLen: number, opcode: number): Body {
+  if (IN_HEADER_SIZE + bodyLen <= COPY_BYTES) {
+    const bytes = copyBytes.subarray(IN_HEADER_SIZE, IN_HEADER_SIZE + bodyLen);
+    copyReadable(mem, descs, IN_HEADER_SIZE, bytes);
+    return new Body(bytes, copyView, IN_HEADER_SIZE, opcode);
+  }
+  const own = new ArrayBuffer(bodyLen);
+  const bytes = new Uint8Array(own);
+  copyReadable(mem, descs, IN_HEADER_SIZE, bytes);
+  return new Body(bytes, new DataView(own), 0, opcode);
 }
 
 /** Largest non-WRITE body: SETXATTR with a 64 KiB value and a name, SYMLINK with two PATH_MAX strings, BATCH_FORGET. */
@@ -272,9 +363,8 @@ export function parseFuseRequest(mem: GuestMemory, descs: readonly Descriptor[])
   if (readable < IN_HEADER_SIZE) {
     throw new FuseHeaderTooShort(`request has ${String(readable)} device-readable bytes, struct fuse_in_header needs ${String(IN_HEADER_SIZE)}`);
   }
-  const r = new ChainReader(mem, descs);
-  const hb = r.readBytes(IN_HEADER_SIZE);
-  const hv = new DataView(hb.buffer);
+  copyReadable(mem, descs, 0, copyBytes.subarray(0, IN_HEADER_SIZE));
+  const hv = copyView; // BOUNDS: the header was just copied to [0, IN_HEADER_SIZE)
   const len = hv.getUint32(0, true);
   const opcode = hv.getUint32(4, true);
   const unique = hv.getBigUint64(8, true);
@@ -286,18 +376,17 @@ export function parseFuseRequest(mem: GuestMemory, descs: readonly Descriptor[])
     throw new FuseLengthMismatch(`fuse_in_header.len is ${String(len)} but the chain has ${String(readable)} device-readable bytes`);
   }
   const bodyLen = len - IN_HEADER_SIZE;
-  const opName = `opcode ${String(opcode)}`;
 
   // the reply buffer (virtio 1.2 §5.11.6.1: the device writes fuse_out_header and out-args there)
   let reply: ReplyBuffer | undefined;
   if (hasReply(opcode)) {
     const need = OUT_HEADER_SIZE + fixedReplySize(opcode);
     if (writable < need) {
-      throw new FuseReplyBufferTooSmall(`${opName}: ${String(writable)} device-writable bytes, the reply needs ${String(need)}`);
+      throw new FuseReplyBufferTooSmall(`opcode ${String(opcode)}: ${String(writable)} device-writable bytes, the reply needs ${String(need)}`);
     }
     reply = new ReplyBuffer(mem, descs, writable);
   } else if (writable > 0) {
-    throw new UnknownOpcodeLength(`${opName} gets no reply but the chain has ${String(writable)} device-writable bytes`);
+    throw new UnknownOpcodeLength(`opcode ${String(opcode)} gets no reply but the chain has ${String(writable)} device-writable bytes`);
   }
 
   let body: FuseBody;
@@ -306,7 +395,7 @@ export function parseFuseRequest(mem: GuestMemory, descs: readonly Descriptor[])
     if (bodyLen < BodySize.WRITE_IN) {
       throw new FuseBodyLengthMismatch(`WRITE: body is ${String(bodyLen)} bytes, struct fuse_write_in needs ${String(BodySize.WRITE_IN)}`);
     }
-    const b = new Body(r.readBytes(BodySize.WRITE_IN), 'WRITE');
+    const b = copyBody(mem, descs, BodySize.WRITE_IN, opcode);
     const fh = b.id();
     const offset = b.u64();
     const size = b.u32();
@@ -315,10 +404,12 @@ export function parseFuseRequest(mem: GuestMemory, descs: readonly Descriptor[])
       throw new FuseSizeMismatch(`WRITE: fuse_write_in.size is ${String(size)} but ${String(bodyLen - BodySize.WRITE_IN)} data bytes follow`);
     }
     if (size > FUSE_MAX_WRITE) throw new FuseBodyTooLong(`WRITE of ${String(size)} bytes exceeds max_write ${String(FUSE_MAX_WRITE)}`);
+    const r = new ChainReader(mem, descs);
+    r.skip(IN_HEADER_SIZE + BodySize.WRITE_IN);
     body = { op: 'write', fh, offset, size, writeFlags, data: r.views(size) };
   } else {
-    if (bodyLen > MAX_BODY) throw new FuseBodyTooLong(`${opName}: body of ${String(bodyLen)} bytes is larger than any request`);
-    body = parseBody(opcode, new Body(r.readBytes(bodyLen), opName));
+    if (bodyLen > MAX_BODY) throw new FuseBodyTooLong(`opcode ${String(opcode)}: body of ${String(bodyLen)} bytes is larger than any request`);
+    body = parseBody(opcode, copyBody(mem, descs, bodyLen, opcode));
   }
   return { len, opcode, unique, nodeid, uid, gid, pid, body, reply };
 }
@@ -473,7 +564,7 @@ function parseBody(opcode: number, b: Body): FuseBody {
       if (b.length - b.pos !== size) {
         throw new FuseSizeMismatch(`SETXATTR: fuse_setxattr_in.size is ${String(size)} but ${String(b.length - b.pos)} value bytes follow`);
       }
-      return { op: 'setxattr', name, value: b.bytes.subarray(b.pos), flags };
+      return { op: 'setxattr', name, value: b.rest(), flags };
     }
     case FuseOp.GETXATTR: {
       b.atLeast(BodySize.GETXATTR_IN);

@@ -109,6 +109,7 @@ export interface FuseServerOptions {
 }
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+const MAX_SAFE_BIG = BigInt(MAX_SAFE);
 const I64_MAX = (1n << 63n) - 1n;
 /** Most bytes one COPY_FILE_RANGE copies (the reply's u32 count may be short; the guest loops): bounds the
  * work of one request on the device worker. */
@@ -140,7 +141,7 @@ function isDotName(name: Uint8Array): boolean {
 
 /** An offset a guest passed as u64, usable as a file position (< 2^53) or refused. */
 function fileOffset(off: bigint, errno: number = Errno.EINVAL): number {
-  if (off > BigInt(MAX_SAFE)) throw refuse(errno, `offset ${off} is beyond 2^53`);
+  if (off > MAX_SAFE_BIG) throw refuse(errno, `offset ${off} is beyond 2^53`);
   return Number(off);
 }
 
@@ -228,7 +229,7 @@ export class FuseServer {
     if (errno === Errno.ENOSYS) this.counters.enosys++;
     const v = this.sv;
     putOutHeader(v, 0, OUT_HEADER_SIZE, -errno, req.unique);
-    req.reply.writer().write(this.scratch.subarray(0, OUT_HEADER_SIZE));
+    req.reply.write(this.scratch.subarray(0, OUT_HEADER_SIZE));
     return OUT_HEADER_SIZE;
   }
 
@@ -239,7 +240,7 @@ export class FuseServer {
     // BOUNDS: the parser checked capacity >= header + fixed reply; variable replies check n <= payloadCapacity
     if (len > req.reply.capacity) throw refuse(Errno.ERANGE, `reply of ${String(len)} bytes does not fit ${String(req.reply.capacity)}`);
     putOutHeader(this.sv, 0, len, 0, req.unique);
-    req.reply.writer().write(this.scratch.subarray(0, len));
+    req.reply.write(this.scratch.subarray(0, len));
     this.counters.replies++;
     return len;
   }
@@ -654,11 +655,9 @@ export class FuseServer {
     if (size > FUSE_MAX_READ) throw refuse(Errno.EINVAL, `READ of ${String(size)} bytes exceeds max_read`);
     if (size > reply.payloadCapacity) throw refuse(Errno.EINVAL, `READ of ${String(size)} bytes does not fit the ${String(reply.payloadCapacity)}-byte buffer`);
     const off = fileOffset(offset);
-    const w = reply.writer();
-    const head = w.views(OUT_HEADER_SIZE);
     let done = 0;
     if (size > 0) {
-      const views = w.views(size);
+      const views = reply.views(OUT_HEADER_SIZE, size);
       // loop over short reads (a regular file returns less only at EOF, but stay correct)
       while (done < size) {
         const n = this.fs.preadv(h.fd, done === 0 ? views : skipViews(views, done), off + done);
@@ -668,11 +667,7 @@ export class FuseServer {
     }
     this.counters.bytesRead += done;
     putOutHeader(this.sv, 0, OUT_HEADER_SIZE + done, 0, req.unique);
-    let pos = 0;
-    for (const v of head) {
-      v.set(this.scratch.subarray(pos, pos + v.length));
-      pos += v.length;
-    }
+    reply.write(this.scratch.subarray(0, OUT_HEADER_SIZE));
     this.counters.replies++;
     return OUT_HEADER_SIZE + done;
   }
