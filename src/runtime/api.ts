@@ -14,7 +14,7 @@
 // `creating` tears it down at once instead of asking a sandbox that may never answer.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -23,6 +23,9 @@ import { mountNamespace } from '../host/mounts.js';
 import { openPty, sendConsole } from '../host/pty.js';
 import { findExecutable } from '../hypervisor/parent-death.js';
 import { guestImages } from './guest-images.js';
+import { parseJson } from './validate.js';
+import { hooksCheck, runHooks, type HookState, type Hooks } from './hooks.js';
+import { appendLogRecord } from './log-record.js';
 import { applyAnnotations, ConfigError, loadConfig, type HypervisorSection, type RuntimeConfig } from './config.js';
 import { checkContainerId } from './container-id.js';
 import { call, execResult, psResult, type ControlRequest } from './control.js';
@@ -358,6 +361,7 @@ async function createInternal(o: RuntimeOptions, id: string, a: CreateArgs, deta
   const signal = a.signal;
   try {
     writeContainer(root, rec);
+    saveHooks(root, id, b.hooks);
     signal?.throwIfAborted();
     if (!joining) await spawnSandbox(o, root, sid, cfg, hvSection!, signal);
     const sock = controlSocketPath(root, sid);
@@ -372,6 +376,9 @@ async function createInternal(o: RuntimeOptions, id: string, a: CreateArgs, deta
         ? await consoleRelay(sock, id, a.consoleSocket, signal)
         : await spawnRelay({ sock, id, exec: '', tty: b.terminal, stdio: a.stdio, detached, signal });
     signal?.throwIfAborted();
+    // the container exists in the guest: the create-time hooks, with its state (a failure undoes the create)
+    const hookState: HookState = { ociVersion: OCI_VERSION, id, status: 'creating', pid: relay.pid ?? 0, bundle: b.dir, annotations: b.annotations };
+    for (const kind of ['prestart', 'createRuntime', 'createContainer'] as const) await runHooks(b.hooks, kind, hookState);
     if (a.pidFile) writePrivate(a.pidFile, String(relay.pid));
     return relay;
   } catch (e) {
@@ -394,7 +401,44 @@ export async function start(o: RuntimeOptions, id: string): Promise<void> {
   const rec = mustRead(o, id);
   const st = effectiveStatus(rec, sandboxAlive(rootOf(o), rec.sandboxId));
   if (st !== 'created') throw new RuntimeError('STATE', `container '${id}' is ${st}, not created: only a created container can be started`);
+  const hooks = loadHooks(rootOf(o), id);
+  const before = toOci(rec, true);
+  await runHooks(hooks, 'startContainer', before);
   await call(ctl(o, rec), { op: 'start', id }, 120_000);
+  // runc hands poststart the state it read before starting (status created)
+  await warnOnFailure(o, runHooks(hooks, 'poststart', before));
+}
+
+/** config.json's hooks as create read them, kept for start and delete (the bundle may change meanwhile). */
+function hooksPath(root: string, id: string): string {
+  return join(containerDir(root, id), 'hooks.json');
+}
+
+function saveHooks(root: string, id: string, hooks: Hooks | undefined): void {
+  if (hooks && Object.values(hooks).some((l) => l.length > 0)) writePrivate(hooksPath(root, id), JSON.stringify(hooks));
+}
+
+function loadHooks(root: string, id: string): Hooks | undefined {
+  let text: string;
+  try {
+    text = readFileSync(hooksPath(root, id), 'utf8');
+  } catch {
+    return undefined; // none
+  }
+  try {
+    return parseJson(text, hooksCheck, hooksPath(root, id));
+  } catch (e) {
+    throw new RuntimeError('INVALID', `${(e as Error).message}: remove the container with \`kata-ts delete --force ${id}\``);
+  }
+}
+
+/** A hook whose failure runtime-spec makes a warning (poststart, poststop): logged to --log, not thrown. */
+async function warnOnFailure(o: RuntimeOptions, p: Promise<void>): Promise<void> {
+  try {
+    await p;
+  } catch (e) {
+    if (o.log !== undefined) appendLogRecord(o.log, o.logFormat ?? 'text', 'error', `warning: ${(e as Error).message}`);
+  }
 }
 
 /** Synchronous work behind the async API: a throw becomes a rejection, as from an async function. */
@@ -468,6 +512,13 @@ export async function deleteContainer(o: RuntimeOptions, id: string, force?: boo
     }
     throw new RuntimeError('NOT_FOUND', `container '${id}' does not exist: see \`kata-ts list\``);
   }
+  // read now: the sandbox process removes the container's directory as it deletes it
+  let hooks: Hooks | undefined;
+  try {
+    hooks = loadHooks(root, id);
+  } catch {
+    hooks = undefined; // a damaged hooks.json must not stop delete
+  }
   const sid = rec.sandboxId;
   const sb = readSandbox(root, sid);
   const alive = sb !== undefined && isAlive(sb.pid, sb.pidStart);
@@ -496,6 +547,7 @@ export async function deleteContainer(o: RuntimeOptions, id: string, force?: boo
     reapSandbox(root, sid);
   }
   signalProcess({ pid: rec.pid, start: rec.pidStart }, 'SIGKILL'); // the stdio relay, if it is still itself
+
   if (id === sid && sandboxAlive(root, sid)) rmSync(statePath(root, sid), { force: true }); // others still run in it
   else removeDir(root, id);
   // the sandbox's directory: remove once neither its process nor a container record needs it
@@ -503,6 +555,7 @@ export async function deleteContainer(o: RuntimeOptions, id: string, force?: boo
     reapSandbox(root, sid);
     removeDir(root, sid);
   }
+  await warnOnFailure(o, runHooks(hooks, 'poststop', { ...toOci(rec, false), status: 'stopped' }));
   return alive ? 'sandbox' : 'reaped';
 }
 

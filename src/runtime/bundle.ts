@@ -4,6 +4,7 @@
 import { existsSync, lstatSync, readFileSync, realpathSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { RuntimeError } from './errors.js';
+import { hooksCheck, type Hooks } from './hooks.js';
 import { array, boolean, define, int, InvalidField, isPlainObject, object, optional, record, string, type Check } from './validate.js';
 
 /**
@@ -39,6 +40,8 @@ export interface Bundle {
   rootfs: string;
   annotations: Record<string, string>;
   terminal: boolean;
+  /** config.json's hooks, checked (hooks.ts runs them on the host) */
+  hooks?: Hooks;
   /** the checked process fields the host uses (exec takes env, cwd and user from it) */
   process: OciProcess;
 }
@@ -97,5 +100,6 @@ export function readBundle(bundleArg: string): Bundle {
   if (spec['process'] === undefined || spec['process'] === null) throw new RuntimeError('INVALID', `${cfgPath}: process is missing: the container needs process.args`);
   const proc = field(cfgPath, spec, 'process', processSchema);
   const annotations = field(cfgPath, spec, 'annotations', optional(record(string))) ?? {};
-  return { dir, spec, rootfs, annotations, terminal: proc.terminal === true, process: proc };
+  const hooks = field(cfgPath, spec, 'hooks', optional(hooksCheck));
+  return { dir, spec, rootfs, annotations, terminal: proc.terminal === true, process: proc, ...(hooks ? { hooks } : {}) };
 }
