@@ -96,7 +96,7 @@ t.test('state.json and sandbox.json: malformed records are named; lenient reader
   t.same(loadContainer(root, 'c1'), rec);
   t.equal(loadContainer(root, 'absent'), undefined, 'no file: no record, no error');
   const bad: [unknown, RegExp][] = [
-    [{ ...rec, status: 'paused' }, /field status must be one of 'creating', 'created', 'running', 'stopped' \(got "paused"\)/],
+    [{ ...rec, status: 'frozen' }, /field status must be one of 'creating', 'created', 'running', 'paused', 'stopped' \(got "frozen"\)/],
     [{ ...rec, pid: -1 }, /field pid must be an integer >= 0 \(got number -1\)/],
     [{ ...rec, sandboxId: undefined }, /field sandboxId is missing/],
     [{ ...rec, exitCode: 300 }, /field exitCode must be an integer in 0\.\.255/],
