@@ -31,7 +31,7 @@ import { checkContainerId } from './container-id.js';
 import { call, execResult, psResult, type ControlRequest } from './control.js';
 import { readBundle, type OciProcess } from './bundle.js';
 import { RuntimeError } from './errors.js';
-import type { SandboxLaunch } from './launch.js';
+import { launchFromConfig } from './launch.js';
 import { FILE_MODE, openPrivate, writePrivate } from './private-files.js';
 import { processStart, signalGroup, signalProcess, type ProcessRef } from './process-identity.js';
 import {
@@ -221,26 +221,8 @@ async function spawnSandbox(
   // the virtio-fs share's bind mounts live in the sandbox's own mount namespace and vanish with it (shared-fs.ts)
   const nsPrefix = hvSection.shared_fs === 'virtio-fs' ? [unshareBinary(), '--mount', '--propagation', 'private'] : [];
   const tmp = mkdtempSync(join(tmpdir(), 'kata-ts-sb-'));
-  const launch: SandboxLaunch = {
-    root,
-    sid,
-    hypervisor: choice,
-    qemuPath: cfg.hypervisor.qemu.path,
-    kernel,
-    initrd,
-    cmdline: hvSection.kernel_params,
-    vcpus: hvSection.default_vcpus,
-    memoryMiB: hvSection.default_memory,
-    sharedFs: hvSection.shared_fs,
-    launcherMountNs: mountNamespace(),
-    slots: hvSection.shared_fs === 'none' ? 1 + cfg.runtime.spare_block_devices : 0,
-    slotSizeMiB: cfg.runtime.spare_block_size,
-    consoleLogMaxMiB: hvSection.console_log_max_mib,
-    dialTimeoutMs: cfg.agent.dial_timeout * 1000,
-    requestTimeoutMs: cfg.agent.request_timeout * 1000,
-    logFormat: o.logFormat ?? 'text',
-    tmpDir: tmp,
-  };
+  const launch = launchFromConfig(cfg, { root, sid, hypervisor: choice, hv: hvSection, kernel, initrd, tmpDir: tmp, logFormat: o.logFormat ?? 'text', launcherMountNs: mountNamespace() });
+
   // sandbox.log is private like the rest of the state; a --log file of the caller's is created 0600 and
   // otherwise keeps its mode
   const logFd = o.log !== undefined ? openSync(o.log, 'a', FILE_MODE) : openPrivate(join(containerDir(root, sid), 'sandbox.log'), 'a');

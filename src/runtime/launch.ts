@@ -3,6 +3,7 @@
 // one-line error on the readiness pipe) and hands the Sandbox its part.
 
 import type { HypervisorChoice } from '../hypervisor/factory.js';
+import type { HypervisorSection, RuntimeConfig } from './config.js';
 import type { LogFormat } from './log.js';
 
 /** configuration.toml shared_fs: Kata's key ("virtio-fs", or "none" for a disk image copy per container) */
@@ -73,4 +74,44 @@ export const sandboxLaunch: Check<SandboxLaunch> = object({
 /** The launch JSON from argv; InvalidJson naming the bad field otherwise. */
 export function parseLaunch(text: string): SandboxLaunch {
   return parseJson(text, sandboxLaunch, 'sandbox launch settings');
+}
+
+/** What launchFromConfig needs besides configuration.toml. */
+export interface LaunchPlace {
+  root: string;
+  sid: string;
+  hypervisor: HypervisorChoice;
+  /** the chosen [hypervisor.*] section with the annotations applied */
+  hv: HypervisorSection;
+  kernel: string;
+  initrd: string;
+  tmpDir: string;
+  logFormat: LogFormat;
+  /** the launcher's mount namespace (virtio-fs needs the sandbox in another one) */
+  launcherMountNs?: string;
+}
+
+/** A sandbox's launch settings from configuration.toml: the CLI's sandbox process and the shim both use it. */
+export function launchFromConfig(cfg: RuntimeConfig, p: LaunchPlace): SandboxLaunch {
+  const hv = p.hv;
+  return {
+    root: p.root,
+    sid: p.sid,
+    hypervisor: p.hypervisor,
+    qemuPath: cfg.hypervisor.qemu.path,
+    kernel: p.kernel,
+    initrd: p.initrd,
+    cmdline: hv.kernel_params,
+    vcpus: hv.default_vcpus,
+    memoryMiB: hv.default_memory,
+    sharedFs: hv.shared_fs,
+    ...(p.launcherMountNs ? { launcherMountNs: p.launcherMountNs } : {}),
+    slots: hv.shared_fs === 'none' ? 1 + cfg.runtime.spare_block_devices : 0,
+    slotSizeMiB: cfg.runtime.spare_block_size,
+    consoleLogMaxMiB: hv.console_log_max_mib,
+    dialTimeoutMs: cfg.agent.dial_timeout * 1000,
+    requestTimeoutMs: cfg.agent.request_timeout * 1000,
+    logFormat: p.logFormat,
+    tmpDir: p.tmpDir,
+  };
 }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { applyAnnotations, ConfigError, loadConfig, type RuntimeConfig } from '../runtime/config.js';
 import { RuntimeError } from '../runtime/errors.js';
 import { guestImages } from '../runtime/guest-images.js';
-import type { SandboxLaunch } from '../runtime/launch.js';
+import { launchFromConfig, type SandboxLaunch } from '../runtime/launch.js';
 import { ShimError } from './errors.js';
 import { PARENT_MNTNS_ENV } from './start.js';
 
@@ -41,26 +41,17 @@ export async function sandboxLaunch(cfg: RuntimeConfig, root: string, sid: strin
     throw e;
   }
   const { kernel, initrd } = images;
-  return {
+  return launchFromConfig(cfg, {
     root,
     sid,
     hypervisor: choice,
-    qemuPath: cfg.hypervisor.qemu.path,
+    hv,
     kernel,
     initrd,
-    cmdline: hv.kernel_params,
-    vcpus: hv.default_vcpus,
-    memoryMiB: hv.default_memory,
-    sharedFs: hv.shared_fs,
-    // start.ts ran us under `unshare --mount` and passed its own namespace: the share's bind mounts stay here
-    ...(process.env[PARENT_MNTNS_ENV] ? { launcherMountNs: process.env[PARENT_MNTNS_ENV] } : {}),
-    slots: hv.shared_fs === 'none' ? 1 + cfg.runtime.spare_block_devices : 0,
-    slotSizeMiB: cfg.runtime.spare_block_size,
-    consoleLogMaxMiB: hv.console_log_max_mib,
-    dialTimeoutMs: cfg.agent.dial_timeout * 1000,
-    requestTimeoutMs: cfg.agent.request_timeout * 1000,
     logFormat: 'text',
     // the same prefix the CLI uses, so that a dead sandbox's temp dir is recognised (delete.ts)
     tmpDir: mkdtempSync(join(tmpdir(), 'kata-ts-sb-')),
-  };
+    // start.ts ran us under `unshare --mount` and passed its own namespace: the share's bind mounts stay here
+    ...(process.env[PARENT_MNTNS_ENV] ? { launcherMountNs: process.env[PARENT_MNTNS_ENV] } : {}),
+  });
 }
