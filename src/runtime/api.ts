@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { removeCgroups } from '../host/cgroup.js';
 import { mountNamespace } from '../host/mounts.js';
 import { openPty, sendConsole } from '../host/pty.js';
 import { findExecutable } from '../hypervisor/parent-death.js';
@@ -187,6 +188,14 @@ function reapSandbox(root: string, sid: string): void {
   signalGroup(leader, 'SIGKILL');
   // only a directory we made (mkdtemp 'kata-ts-sb-'): sandbox.json is not trusted to name anything else
   if (/\/kata-ts-sb-[A-Za-z0-9]{6}$/.test(sb.tmpDir)) rmSync(sb.tmpDir, { recursive: true, force: true });
+  // its host cgroup (linux.cgroupsPath): removable once the killed processes have left it
+  if (sb.cgroups) {
+    let left = removeCgroups(sb.cgroups);
+    for (let i = 0; i < 50 && left.length > 0; i++) {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+      left = removeCgroups(left);
+    }
+  }
 }
 
 async function waitGone(pid: number, start: number, ms: number): Promise<boolean> {
@@ -214,6 +223,7 @@ async function spawnSandbox(
   sid: string,
   cfg: RuntimeConfig,
   hvSection: HypervisorSection,
+  cgroupsPath: string | undefined,
   signal: AbortSignal | undefined,
 ): Promise<void> {
   const choice = o.hypervisor ?? cfg.runtime.hypervisor;
@@ -221,7 +231,7 @@ async function spawnSandbox(
   // the virtio-fs share's bind mounts live in the sandbox's own mount namespace and vanish with it (shared-fs.ts)
   const nsPrefix = hvSection.shared_fs === 'virtio-fs' ? [unshareBinary(), '--mount', '--propagation', 'private'] : [];
   const tmp = mkdtempSync(join(tmpdir(), 'kata-ts-sb-'));
-  const launch = launchFromConfig(cfg, { root, sid, hypervisor: choice, hv: hvSection, kernel, initrd, tmpDir: tmp, logFormat: o.logFormat ?? 'text', launcherMountNs: mountNamespace() });
+  const launch = launchFromConfig(cfg, { root, sid, hypervisor: choice, hv: hvSection, kernel, initrd, tmpDir: tmp, logFormat: o.logFormat ?? 'text', launcherMountNs: mountNamespace(), ...(cgroupsPath ? { cgroupsPath } : {}) });
 
   // sandbox.log is private like the rest of the state; a --log file of the caller's is created 0600 and
   // otherwise keeps its mode
@@ -345,7 +355,7 @@ async function createInternal(o: RuntimeOptions, id: string, a: CreateArgs, deta
     writeContainer(root, rec);
     saveHooks(root, id, b.hooks);
     signal?.throwIfAborted();
-    if (!joining) await spawnSandbox(o, root, sid, cfg, hvSection!, signal);
+    if (!joining) await spawnSandbox(o, root, sid, cfg, hvSection!, b.cgroupsPath, signal);
     const sock = controlSocketPath(root, sid);
     const req: ControlRequest = { op: 'create', id, bundle: b.dir, rootfs: b.rootfs, spec: b.spec, annotations: b.annotations };
     // an own sandbox is killed at once on an interruption; a joined one runs other containers, so its create

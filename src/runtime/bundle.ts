@@ -4,6 +4,7 @@
 import { existsSync, lstatSync, readFileSync, realpathSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { RuntimeError } from './errors.js';
+import { checkCgroupsPath } from '../host/cgroup.js';
 import { hooksCheck, type Hooks } from './hooks.js';
 import { array, boolean, define, int, InvalidField, isPlainObject, object, optional, record, string, type Check } from './validate.js';
 
@@ -42,6 +43,8 @@ export interface Bundle {
   terminal: boolean;
   /** config.json's hooks, checked (hooks.ts runs them on the host) */
   hooks?: Hooks;
+  /** linux.cgroupsPath: the sandbox's host processes join it (host/cgroup.ts) */
+  cgroupsPath?: string;
   /** the checked process fields the host uses (exec takes env, cwd and user from it) */
   process: OciProcess;
 }
@@ -101,5 +104,14 @@ export function readBundle(bundleArg: string): Bundle {
   const proc = field(cfgPath, spec, 'process', processSchema);
   const annotations = field(cfgPath, spec, 'annotations', optional(record(string))) ?? {};
   const hooks = field(cfgPath, spec, 'hooks', optional(hooksCheck));
-  return { dir, spec, rootfs, annotations, terminal: proc.terminal === true, process: proc, ...(hooks ? { hooks } : {}) };
+  const linux = field(cfgPath, spec, 'linux', optional(object({ cgroupsPath: optional(string) })));
+  const cgroupsPath = linux?.cgroupsPath;
+  if (cgroupsPath !== undefined) {
+    try {
+      checkCgroupsPath(cgroupsPath);
+    } catch (e) {
+      throw new RuntimeError('INVALID', `${cfgPath}: ${(e as Error).message}`);
+    }
+  }
+  return { dir, spec, rootfs, annotations, terminal: proc.terminal === true, process: proc, ...(hooks ? { hooks } : {}), ...(cgroupsPath ? { cgroupsPath } : {}) };
 }

@@ -26,6 +26,8 @@ export interface SandboxSettings {
   memoryMiB: number;
   /** how container rootfs reach the guest (configuration.toml shared_fs; sandbox.ts) */
   sharedFs: SharedFsKind;
+  /** linux.cgroupsPath of the sandbox's first container: the sandbox process joins it first (host/cgroup.ts) */
+  cgroupsPath?: string;
   /** the mount namespace of the process that started the sandbox's (/proc/self/ns/mnt): with virtio-fs, the
    *  sandbox must be in another one (shared-fs.ts) */
   launcherMountNs?: string;
@@ -61,6 +63,7 @@ export const sandboxLaunch: Check<SandboxLaunch> = object({
   memoryMiB: positive,
   sharedFs: oneOf('virtio-fs', 'none'),
   launcherMountNs: optional(string),
+  cgroupsPath: optional(nonEmptyString),
   // virtio-blk names vda..vdz (rootfs-image.ts guestDisk)
   slots: int(0, 26),
   slotSizeMiB: positive,
@@ -89,6 +92,7 @@ export interface LaunchPlace {
   logFormat: LogFormat;
   /** the launcher's mount namespace (virtio-fs needs the sandbox in another one) */
   launcherMountNs?: string;
+  cgroupsPath?: string;
 }
 
 /** A sandbox's launch settings from configuration.toml: the CLI's sandbox process and the shim both use it. */
@@ -106,6 +110,7 @@ export function launchFromConfig(cfg: RuntimeConfig, p: LaunchPlace): SandboxLau
     memoryMiB: hv.default_memory,
     sharedFs: hv.shared_fs,
     ...(p.launcherMountNs ? { launcherMountNs: p.launcherMountNs } : {}),
+    ...(p.cgroupsPath ? { cgroupsPath: p.cgroupsPath } : {}),
     slots: hv.shared_fs === 'none' ? 1 + cfg.runtime.spare_block_devices : 0,
     slotSizeMiB: cfg.runtime.spare_block_size,
     consoleLogMaxMiB: hv.console_log_max_mib,

@@ -21,6 +21,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { AGENT_STDIO_PORT, StreamKind, bindStdioStream, type AgentClient, type Storage } from '../agent/index.js';
+import { joinCgroups, removeCgroups } from '../host/cgroup.js';
 import { peerCredentials, type PeerCred } from '../host/peer-cred.js';
 import type { DeviceSpec } from '../contract/device-spec.js';
 import type { Hypervisor } from '../hypervisor/interface.js';
@@ -62,6 +63,16 @@ export interface SandboxDeps {
   peerCred?: (fd: number) => PeerCred;
   /** bind mounts of the virtio-fs share; default the host's, which need a private mount namespace (shared-fs.ts) */
   mountOps?: MountOps;
+  /** host cgroups of linux.cgroupsPath; default host/cgroup.ts */
+  cgroups?: CgroupOps;
+}
+
+/** Joining and leaving the host cgroup of linux.cgroupsPath. */
+export interface CgroupOps {
+  /** moves this process into the cgroup in every hierarchy; returns the directories */
+  join(path: string): string[];
+  /** moves this process out and removes them; returns those left */
+  remove(dirs: string[]): string[];
 }
 
 /** An agent call failed: the RuntimeError code its gRPC status maps to, and what was being done. */
@@ -95,6 +106,8 @@ export class Sandbox {
   private readonly peerCred: (fd: number) => PeerCred;
   private readonly mountOps: MountOps | undefined;
   private shared: SharedFs | undefined;
+  private readonly cgroups: CgroupOps;
+  private cgroupDirs: string[] = [];
   private readonly containers = new Map<string, Container>();
   private readonly slotsUsed = new Set<number>();
   private agentClient: AgentClient | undefined;
@@ -115,6 +128,7 @@ export class Sandbox {
     this.powerOffWaitMs = deps.powerOffWaitMs ?? POWER_OFF_WAIT_MS;
     this.peerCred = deps.peerCred ?? ((fd) => peerCredentials(fd));
     this.mountOps = deps.mountOps;
+    this.cgroups = deps.cgroups ?? { join: (p) => joinCgroups(p), remove: (dirs) => removeCgroups(dirs, process.pid) };
     this.closed = new Promise((r) => (this.resolveClosed = r));
   }
 
@@ -155,7 +169,23 @@ export class Sandbox {
   private async boot(): Promise<void> {
     const st = this.settings;
     makePrivateDirs(st.tmpDir);
-    writeSandbox(st.root, { id: this.id, pid: process.pid, pidStart: processStart(process.pid) ?? 0, hypervisor: st.hypervisor, tmpDir: st.tmpDir, created: new Date().toISOString() });
+    // first: the VMM and every helper spawned from here on inherit the cgroup
+    if (st.cgroupsPath !== undefined) {
+      try {
+        this.cgroupDirs = this.cgroups.join(st.cgroupsPath);
+      } catch (e) {
+        throw new RuntimeError('INVALID', `cannot join linux.cgroupsPath ${st.cgroupsPath}: ${(e as Error).message}`);
+      }
+    }
+    writeSandbox(st.root, {
+      id: this.id,
+      pid: process.pid,
+      pidStart: processStart(process.pid) ?? 0,
+      hypervisor: st.hypervisor,
+      tmpDir: st.tmpDir,
+      created: new Date().toISOString(),
+      ...(this.cgroupDirs.length > 0 ? { cgroups: this.cgroupDirs } : {}),
+    });
     for (let i = 0; i < st.slots; i++) {
       const fd = openPrivate(this.disk(i), 'a'); // a sparse image of slotSizeMiB
       try {
@@ -540,6 +570,9 @@ export class Sandbox {
       this.log.error('unsharing failed', { error: (e as Error).message });
     }
     if (unshared && readContainer(root, this.id) === undefined) rmSync(this.dir, { recursive: true, force: true });
+    // the VMM is gone: leave the cgroup and remove it (a member left behind keeps it)
+    const left = this.cgroupDirs.length > 0 ? this.cgroups.remove(this.cgroupDirs) : [];
+    if (left.length > 0) this.log.error('host cgroups left (still in use)', { cgroups: left });
     rmSync(tmpDir, { recursive: true, force: true });
   }
 }

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { isValidId } from './container-id.js';
 import { makePrivateDir, makePrivateDirs, writePrivate } from './private-files.js';
 import { processStart } from './process-identity.js';
-import { int, InvalidJson, nonEmptyString, object, oneOf, optional, parseJson, record, string, type Check } from './validate.js';
+import { array, int, InvalidJson, nonEmptyString, object, oneOf, optional, parseJson, record, string, type Check } from './validate.js';
 
 export { isValidId } from './container-id.js';
 export { processStart } from './process-identity.js';
@@ -58,6 +58,8 @@ export interface SandboxRecord {
   /** TMPDIR of the sandbox process (QEMU's work dir lives there) */
   tmpDir: string;
   created: string;
+  /** the host cgroup directories its processes joined (linux.cgroupsPath; host/cgroup.ts), removed with it */
+  cgroups?: string[];
 }
 
 const count = int(0);
@@ -83,6 +85,7 @@ export const sandboxRecord: Check<SandboxRecord> = object({
   hypervisor: string,
   tmpDir: string,
   created: string,
+  cgroups: optional(array(string)),
 });
 
 /** A state file that exists but does not hold a valid record; the message names the file and the field. */
