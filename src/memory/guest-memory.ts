@@ -18,6 +18,12 @@ export interface MemoryRegion {
   offset?: number;
 }
 
+/** Guest memory [addr, addr+len) as a host buffer and offset (GuestMemory.span()): for syscalls taking both. */
+export interface GuestSpan {
+  bytes: Uint8Array;
+  offset: number;
+}
+
 /** Where a region lies in guest physical space (no backing). */
 export interface RegionLayout {
   base: number;
@@ -29,6 +35,10 @@ export interface RegionLayout {
 const CHUNK_SHIFT = 30;
 const CHUNK = 2 ** CHUNK_SHIFT;
 const MAX_SCALAR = 8;
+// write() and span() use a cached Uint8Array per chunk (no view allocated per call: they run once per packet or
+// request on device hot paths); each runs this far past its chunk, so a range of up to this many bytes starting
+// in the chunk fits. Longer ranges across a chunk boundary take a fresh view.
+const WRITE_SPILL = 1 << 20;
 
 interface RegionState {
   readonly base: number;
@@ -37,6 +47,7 @@ interface RegionState {
   readonly buffer: ArrayBuffer | SharedArrayBuffer;
   readonly offset: number;
   readonly views: (DataView | undefined)[];
+  readonly bytes: (Uint8Array | undefined)[];
 }
 
 function checkRegion(r: MemoryRegion): RegionState {
@@ -56,7 +67,7 @@ function checkRegion(r: MemoryRegion): RegionState {
         `${String(r.buffer.byteLength)}-byte buffer`,
     );
   }
-  return { base: r.base, size: r.size, end: r.base + r.size, buffer: r.buffer, offset, views: [] };
+  return { base: r.base, size: r.size, end: r.base + r.size, buffer: r.buffer, offset, views: [], bytes: [] };
 }
 
 export class GuestMemory {
@@ -169,7 +180,45 @@ export class GuestMemory {
 
   /** Copy `bytes` to guest memory at addr. The range must lie within one region. */
   write(addr: number, bytes: Uint8Array): void {
-    this.slice(addr, bytes.length).set(bytes);
+    const n = bytes.length;
+    const u8 = this.chunkBytes(addr, n);
+    // BOUNDS: chunkBytes() checked [addr, addr+n) against its region; u8 holds it from this.bo on
+    if (u8 !== undefined) u8.set(bytes, this.bo);
+    else this.slice(addr, n).set(bytes);
+  }
+
+  /**
+   * [addr, addr+len) as a cached host buffer and the offset of addr in it (written to `out`: nothing is
+   * allocated), for a hot path handing guest memory to a call that takes (buffer, offset, length), like
+   * fs.readSync. Returns false, leaving `out` alone, when no cached buffer holds the range (it crosses a 1 GiB
+   * chunk boundary by more than 1 MiB): use slice() then. Throws like slice() for a range outside one region.
+   */
+  span(addr: number, len: number, out: GuestSpan): boolean {
+    const u8 = this.chunkBytes(addr, len);
+    if (u8 === undefined) return false;
+    out.bytes = u8;
+    out.offset = this.bo;
+    return true;
+  }
+
+  /** Offset into the Uint8Array last returned by chunkBytes(). */
+  private bo = 0;
+
+  /** The cached Uint8Array of the chunk where [addr, addr+n) starts, if it holds all of it (offset in this.bo). */
+  private chunkBytes(addr: number, n: number): Uint8Array | undefined {
+    const r = this.locate(addr, n);
+    const rel = addr - r.base;
+    const k = Math.floor(rel / CHUNK);
+    let u8 = r.bytes[k];
+    if (u8 === undefined) {
+      const start = k * CHUNK;
+      u8 = new Uint8Array(r.buffer, r.offset + start, Math.min(CHUNK + WRITE_SPILL, r.size - start));
+      r.bytes[k] = u8;
+    }
+    const at = rel - k * CHUNK;
+    if (at + n > u8.length) return undefined;
+    this.bo = at;
+    return u8;
   }
 
   /** Set [addr, addr+len) to the byte value v. */

@@ -3,11 +3,12 @@
 // little-endian (virtio 1.2 §1.4: modern devices use le fields). views() hands out zero-copy guest-memory views
 // so a device can move data straight between a file/socket and guest RAM.
 //
-// The descriptors come from DescriptorChain.descriptors(), so every [addr, addr+len) is already in guest RAM;
-// GuestMemory checks each access again anyway (cheap, and it keeps this file safe on its own).
+// The descriptors come from DescriptorChain.descriptors() (or SplitQueue.walk() for CheckedChainWriter), so every
+// [addr, addr+len) is already in guest RAM; GuestMemory checks each access again anyway (cheap, and it keeps this
+// file safe on its own).
 
-import type { GuestMemory } from '../memory/guest-memory.js';
-import type { Descriptor } from './queue.js';
+import type { GuestMemory, GuestSpan } from '../memory/guest-memory.js';
+import type { CheckedChain, Descriptor } from './queue.js';
 import { DeviceBroken } from './device.js';
 
 /** The driver's chain has fewer readable (or writable) bytes than the request needs. */
@@ -244,4 +245,80 @@ export class ChainWriter extends ChainCursor {
 
 function checkScalar(v: number, max: number): void {
   if (!Number.isInteger(v) || v < 0 || v > max) throw new RangeError(`value ${String(v)} is out of range [0, ${max}]`);
+}
+
+/** Where a device writes a byte stream: a ChainWriter, or a CheckedChainWriter on the hot path. */
+export interface ByteSink {
+  /** bytes that still fit */
+  readonly remaining: number;
+  /** bytes written so far */
+  readonly written: number;
+  /** copy `bytes` in (throws ChainTooShort when they do not fit) */
+  write(bytes: Uint8Array): void;
+}
+
+/**
+ * ChainWriter's write() over the device-writable descriptors of a CheckedChain (SplitQueue.walk()), made for
+ * a hot path: one object reset() for each chain, each descriptor's guest memory looked up once (GuestMemory
+ * span()), and each write() one copy straight into it.
+ */
+export class CheckedChainWriter implements ByteSink {
+  private mem: GuestMemory | undefined;
+  private chain: CheckedChain | undefined;
+  private i = 0; // current descriptor
+  private off = 0; // offset inside it
+  private left = 0;
+  private done = 0;
+  /** guest memory of descriptor `spanOf` (-1: not looked up yet) */
+  private readonly span: GuestSpan = { bytes: new Uint8Array(0), offset: 0 };
+  private spanOf = -1;
+
+  /** Start writing the writable part of `chain` (just walked) from its first byte. */
+  reset(mem: GuestMemory, chain: CheckedChain): this {
+    this.mem = mem;
+    this.chain = chain;
+    this.i = chain.firstWritable;
+    this.off = 0;
+    this.left = chain.writableBytes;
+    this.done = 0;
+    this.spanOf = -1;
+    return this;
+  }
+
+  get remaining(): number {
+    return this.left;
+  }
+
+  get written(): number {
+    return this.done;
+  }
+
+  write(bytes: Uint8Array): void {
+    const n = bytes.length;
+    if (n > this.left) throw new ChainTooShort('writable', n, this.left);
+    const mem = this.mem!;
+    const c = this.chain!;
+    const span = this.span;
+    let pos = 0;
+    while (pos < n) {
+      let dlen = c.len[this.i]!;
+      while (this.off >= dlen) {
+        // next descriptor (zero-length ones are skipped); `left` says one with room exists
+        this.i++;
+        this.off = 0;
+        dlen = c.len[this.i]!;
+      }
+      const take = Math.min(dlen - this.off, n - pos);
+      const src = take === n ? bytes : bytes.subarray(pos, pos + take);
+      if (this.spanOf !== this.i) this.spanOf = mem.span(c.addr[this.i]!, dlen, span) ? this.i : -2;
+      // BOUNDS: [off, off+take) lies inside descriptor i, which the chain walk checked against guest RAM, and
+      // span() checked again; a descriptor no cached buffer holds (-2) goes through write()'s own checks
+      if (this.spanOf === this.i) span.bytes.set(src, span.offset + this.off);
+      else mem.write(c.addr[this.i]! + this.off, src);
+      this.off += take;
+      pos += take;
+    }
+    this.left -= n;
+    this.done += n;
+  }
 }

@@ -6,7 +6,8 @@
 //   used ring         6 + 8*size       {flags u16, idx u16, ring[size] {id u32, len u32}, avail_event u16} align 4
 // SplitQueue.create() checks the layout once (at DRIVER_OK) and caches views of the rings; pop() hands out
 // DescriptorChains whose descriptors() yields only descriptors that passed every check below, so devices never
-// see a guest address outside RAM, a loop, or a length that overflows.
+// see a guest address outside RAM, a loop, or a length that overflows. Hot paths use popHead() and walk()
+// instead: the same checks into a reused CheckedChain, with no object allocated per chain or descriptor.
 //
 // Memory ordering. The driver runs on other CPUs and writes the rings concurrently. On x86-64 (TSO) loads are
 // not reordered with loads and stores not with stores, and V8 keeps typed-array/DataView accesses in program
@@ -22,7 +23,7 @@ import type { GuestMemory } from '../memory/guest-memory.js';
 import { hex } from '../memory/guest-address.js';
 import { DeviceBroken } from './device.js';
 
-export { ChainReader, ChainWriter, ChainTooShort } from './chain-io.js';
+export { ChainReader, ChainWriter, ChainTooShort, CheckedChainWriter, type ByteSink } from './chain-io.js';
 
 /** virtio_ring.h: descriptor flags. */
 export const VRING_DESC_F_NEXT = 1;
@@ -186,6 +187,63 @@ interface ChainContext {
   readonly desc: DataView;
   readonly size: number;
   readonly indirect: boolean;
+  /** where DescriptorChain.descriptors() walks before copying out (walks never nest: they are synchronous) */
+  readonly scratch: CheckedChain;
+}
+
+/**
+ * A chain's checked descriptors as parallel arrays, filled in place by SplitQueue.walk(): a device's hot path
+ * reuses one and allocates nothing per chain. Valid until the next walk into the same object. The queue
+ * guarantees device-readable descriptors come first (ReadAfterWrite), so [0, firstWritable) are readable and
+ * [firstWritable, count) writable; every [addr[i], addr[i] + len[i]) lies inside one guest RAM region.
+ */
+export class CheckedChain {
+  /** head index of the chain walked last */
+  head = 0;
+  count = 0;
+  /** index of the first device-writable descriptor (count when there is none) */
+  firstWritable = 0;
+  readableBytes = 0;
+  writableBytes = 0;
+  addr: Float64Array;
+  len: Float64Array;
+
+  constructor(capacity = 16) {
+    this.addr = new Float64Array(capacity);
+    this.len = new Float64Array(capacity);
+  }
+
+  /** Start over for chain `head`. */
+  clear(head: number): void {
+    this.head = head;
+    this.count = 0;
+    this.firstWritable = 0;
+    this.readableBytes = 0;
+    this.writableBytes = 0;
+  }
+
+  /** Append a checked descriptor (readable ones first: the walk enforces it). */
+  push(addr: number, len: number, writable: boolean): void {
+    const i = this.count;
+    if (i === this.addr.length) this.grow();
+    this.addr[i] = addr;
+    this.len[i] = len;
+    this.count = i + 1;
+    if (writable) this.writableBytes += len;
+    else {
+      this.readableBytes += len;
+      this.firstWritable = i + 1;
+    }
+  }
+
+  private grow(): void {
+    const addr = new Float64Array(this.addr.length * 2);
+    const len = new Float64Array(this.len.length * 2);
+    addr.set(this.addr);
+    len.set(this.len);
+    this.addr = addr;
+    this.len = len;
+  }
 }
 
 /** addr u64 as a number when it is below 2^53 (so it can be range-checked exactly), else -1. */
@@ -198,11 +256,11 @@ function addrText(lo: number, hi: number): string {
 }
 
 /**
- * Walk a chain and return its checked descriptors (virtio 1.2 §2.7.5). Each descriptor is read once from guest
+ * Walk a chain into `out`, checking every descriptor (virtio 1.2 §2.7.5). Each descriptor is read once from guest
  * memory and checked on that copy, so a guest rewriting the table meanwhile cannot slip anything past.
  */
-function walkChain(ctx: ChainContext, head: number): Descriptor[] {
-  const out: Descriptor[] = [];
+function walkChain(ctx: ChainContext, head: number, out: CheckedChain): void {
+  out.clear(head);
   let table = ctx.desc; // BOUNDS: ring range checked at DRIVER_OK; indirect tables checked below
   let entries = ctx.size;
   let budget = ctx.size; // hop budget (virtio 1.2 §2.7.5.2: no chain longer than the queue size)
@@ -277,8 +335,8 @@ function walkChain(ctx: ChainContext, head: number): Descriptor[] {
     else if (sawWritable) {
       throw new ReadAfterWrite(head, `device-readable descriptor ${idx} follows a device-writable one (virtio 1.2 §2.7.5.2)`);
     }
-    out.push({ addr, len, writable });
-    if ((flags & VRING_DESC_F_NEXT) === 0) return out;
+    out.push(addr, len, writable);
+    if ((flags & VRING_DESC_F_NEXT) === 0) return;
     idx = next;
   }
 }
@@ -294,7 +352,13 @@ export class DescriptorChain {
 
   /** The chain's descriptors, every one checked; throws a ChainError subclass when the chain is malformed. */
   descriptors(): Descriptor[] {
-    if (this.checked === undefined) this.checked = walkChain(this.ctx, this.head);
+    if (this.checked === undefined) {
+      const c = this.ctx.scratch;
+      walkChain(this.ctx, this.head, c);
+      const out: Descriptor[] = [];
+      for (let i = 0; i < c.count; i++) out.push({ addr: c.addr[i]!, len: c.len[i]!, writable: i >= c.firstWritable });
+      this.checked = out;
+    }
     return this.checked;
   }
 }
@@ -307,7 +371,8 @@ export class DescriptorChain {
  *   if (q.needsNotification()) interrupt.signalUsed(index);
  *
  * A plain `for (c = q.pop(); c; c = q.pop())` loop is also correct: while notifications are enabled, pop()
- * re-arms avail_event (EVENT_IDX) before it reports the ring empty.
+ * re-arms avail_event (EVENT_IDX) before it reports the ring empty. The allocation-free form of the loop is
+ * `for (let h = q.popHead(); h >= 0; h = q.popHead()) { q.walk(h, chain); ...; q.addUsed(h, written); }`.
  */
 export class SplitQueue {
   readonly size: number;
@@ -337,6 +402,7 @@ export class SplitQueue {
       desc: viewOf(mem, layout.descTable, bytes.desc),
       size,
       indirect: opts.indirect ?? true,
+      scratch: new CheckedChain(),
     };
     this.avail = viewOf(mem, layout.availRing, bytes.avail);
     this.used = viewOf(mem, layout.usedRing, bytes.used);
@@ -392,17 +458,26 @@ export class SplitQueue {
    * more than `size` ahead, DescriptorIndexOutOfRange when the head index is not below the queue size.
    */
   pop(): DescriptorChain | undefined {
+    const head = this.popHead();
+    return head < 0 ? undefined : new DescriptorChain(this.ctx, head);
+  }
+
+  /**
+   * pop() without the DescriptorChain object: the next available head index (checked: below the queue size),
+   * or -1 when the ring is empty. Check the chain with walk() before using it. Same errors as pop().
+   */
+  popHead(): number {
     // Read avail.idx before the ring entries it covers (the driver writes the entries first, then idx).
     let availIdx = this.avail.getUint16(2, true); // BOUNDS: ring range checked at DRIVER_OK
     let pending = (availIdx - this.next) & 0xffff;
     if (pending === 0) {
-      if (!this.notifyEnabled || !this.eventIdx || this.availEventWritten === this.next) return undefined;
+      if (!this.notifyEnabled || !this.eventIdx || this.availEventWritten === this.next) return -1;
       // Re-arm avail_event before reporting empty, then look again (a chain may have slipped in).
       this.writeAvailEvent();
       fullFence();
       availIdx = this.avail.getUint16(2, true);
       pending = (availIdx - this.next) & 0xffff;
-      if (pending === 0) return undefined;
+      if (pending === 0) return -1;
     }
     if (pending > this.size) throw new AvailIndexJump(availIdx, this.next, this.size);
     const head = this.avail.getUint16(4 + 2 * (this.next & this.mask), true);
@@ -410,7 +485,19 @@ export class SplitQueue {
     if (head >= this.size) {
       throw new DescriptorIndexOutOfRange(head, `head index ${head} is not below the queue size ${this.size}`);
     }
-    return new DescriptorChain(this.ctx, head);
+    return head;
+  }
+
+  /**
+   * Check chain `head` (from popHead()) into `out`, reused across chains: the checks and ChainError subclasses of
+   * DescriptorChain.descriptors(), with no allocation per chain. Returns `out`.
+   */
+  walk(head: number, out: CheckedChain): CheckedChain {
+    if (!Number.isInteger(head) || head < 0 || head >= this.size) {
+      throw new RangeError(`chain head ${String(head)} is not a descriptor index below ${this.size}`);
+    }
+    walkChain(this.ctx, head, out);
+    return out;
   }
 
   /** Return chain `head` to the driver with `len` bytes written (virtio 1.2 §2.7.8). */

@@ -155,3 +155,46 @@ t.test('scalar access across the 1 GiB DataView chunk boundary of a large region
   t.equal(m.readU32(0x1_0000_0000 + size - 4), 0xffff_ffff, 'last u32 of the region');
   t.throws(() => m.readU64(0x1_0000_0000 + size - 4), PartialBuffer);
 });
+
+t.test('write() and span() through the cached chunk buffers, across the 1 GiB chunk boundary', async (t) => {
+  // A region past 2 GiB, so there are whole chunks and a chunk boundary a long copy runs over
+  const MiB = 2 ** 20;
+  const size = 2 * GiB + 4 * MiB;
+  const buf = new ArrayBuffer(size);
+  const base = 0x1_0000_0000;
+  const m = new GuestMemory([{ base, size, buffer: buf, offset: 0 }]);
+  const same = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, k) => x === b[k]);
+  const raw = (off: number, n: number): Uint8Array => new Uint8Array(buf, off, n);
+  const pat = (n: number, seed: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff);
+
+  // inside one chunk: written where asked, and span() names the same bytes
+  m.write(base + 0x1234, pat(300, 1));
+  t.ok(same(raw(0x1234, 300), pat(300, 1)));
+  const span = { bytes: new Uint8Array(0), offset: 0 };
+  t.ok(m.span(base + 0x1234, 300, span));
+  t.ok(same(span.bytes.subarray(span.offset, span.offset + 300), pat(300, 1)), 'span() holds the range');
+
+  // a copy that starts in chunk 0 and runs 64 KiB into chunk 1 (within the spill): one cached buffer holds it
+  const at = GiB - 100;
+  m.write(base + at, pat(65536, 2));
+  t.ok(same(raw(at, 65536), pat(65536, 2)), 'write across the boundary, inside the spill');
+  t.ok(m.span(base + at, 65536, span), 'span across the boundary, inside the spill');
+  t.ok(same(span.bytes.subarray(span.offset, span.offset + 65536), pat(65536, 2)));
+
+  // past the spill: write() still lands (fresh view); span() says no and leaves its argument alone
+  const long = 2 * MiB;
+  m.write(base + at, pat(long, 3));
+  t.ok(same(raw(at, long), pat(long, 3)), 'write longer than the spill across the boundary');
+  const before = { bytes: span.bytes, offset: span.offset };
+  t.notOk(m.span(base + at, long, span), 'no cached buffer holds it');
+  t.equal(span.bytes, before.bytes);
+  t.equal(span.offset, before.offset);
+
+  // the last bytes of the region (the second chunk's buffer stops at the region end), then off the end
+  m.write(base + size - 16, pat(16, 4));
+  t.ok(same(raw(size - 16, 16), pat(16, 4)));
+  t.ok(m.span(base + size - 16, 16, span));
+  t.throws(() => m.write(base + size - 15, pat(16, 5)), PartialBuffer, 'one byte past the region');
+  t.throws(() => m.span(base + size - 15, 16, span), PartialBuffer);
+  t.throws(() => m.span(base - 1, 1, span), InvalidGuestAddress);
+});

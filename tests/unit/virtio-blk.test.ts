@@ -28,7 +28,7 @@ import {
   VIRTIO_BLK_T_OUT,
   VIRTIO_BLK_T_WRITE_ZEROES,
 } from '../../src/virtio/blk/abi.js';
-import { BackendRangeError, BlockImageError, FileBackend, MemoryBackend } from '../../src/virtio/blk/backend.js';
+import { BackendRangeError, BlockImageError, FileBackend, MemoryBackend, type BlockBackend } from '../../src/virtio/blk/backend.js';
 import { BLK_MAX_WRITE_ZEROES_SECTORS, BLK_SEG_MAX, BlockDevice, InvalidBlockId } from '../../src/virtio/blk/device.js';
 import { MockSplitQueue, type ChainPart } from '../support/virtio/mock-driver.js';
 
@@ -404,6 +404,68 @@ t.test('one batch runs in order: a write is seen by the read after it, a flush f
   t.equal(got[512], VIRTIO_BLK_S_OK);
 });
 
+t.test('plain reads (one data buffer) and other requests in one batch: order, statuses, an I/O error', async (t) => {
+  const r = rig();
+  const plain = (s: number) => r.mq.addChain([{ data: hdr(VIRTIO_BLK_T_IN, s) }, { len: 1024, writable: true }, { len: 1, writable: true }]);
+  const a = plain(5);
+  const b = plain(20);
+  const split = r.mq.addChain([{ data: hdr(VIRTIO_BLK_T_IN, 30) }, { len: 512, writable: true }, { len: 512, writable: true }, { len: 1, writable: true }]);
+  const id = r.mq.addChain([{ data: hdr(VIRTIO_BLK_T_GET_ID) }, { len: 20, writable: true }, { len: 1, writable: true }]);
+  const c = plain(40);
+  r.backend.failNext = new Error('EIO'); // the first I/O of the batch: plain read a
+  r.mq.publish();
+  r.dev.processQueue(0);
+  const bytes = [a, b, split, id, c].map((h) => r.mq.readWrittenBytes(h));
+  t.same(r.mq.used(), [
+    { id: a, len: 1 },
+    { id: b, len: 1025 },
+    { id: split, len: 1025 },
+    { id: id, len: 21 },
+    { id: c, len: 1025 },
+  ]);
+  t.same(bytes.map((x) => x[x.length - 1]), [VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK]);
+  t.same(bytes[1]!.subarray(0, 1024), Uint8Array.from({ length: 1024 }, (_, i) => (21 + (i >> 9)) & 0xff), 'sectors 20-21');
+  t.same(bytes[2]!.subarray(0, 1024), Uint8Array.from({ length: 1024 }, (_, i) => (31 + (i >> 9)) & 0xff), 'sectors 30-31 (split)');
+  t.same(bytes[4]!.subarray(0, 1024), Uint8Array.from({ length: 1024 }, (_, i) => (41 + (i >> 9)) & 0xff), 'sectors 40-41');
+  const m = r.dev.metrics();
+  t.equal(m.reads, 3);
+  t.equal(m.bytesRead, 3072);
+  t.equal(m.ioErrors, 1);
+  t.equal(r.irq.used, 1, 'one interrupt for the batch');
+});
+
+t.test('a backend without readAt() gets plain reads through readInto()', async (t) => {
+  const mem = GuestMemory.anonymous([{ base: 0, size: 1 << 20 }]);
+  const mq = new MockSplitQueue(mem, 0, 64);
+  const disk = new MemoryBackend(patternDisk());
+  const calls: number[] = [];
+  const backend: BlockBackend = {
+    sizeBytes: disk.sizeBytes,
+    readOnly: false,
+    readInto: (views, offset) => {
+      calls.push(views.length);
+      disk.readInto(views, offset);
+    },
+    writeFrom: (views, offset) => disk.writeFrom(views, offset),
+    flush: () => disk.flush(),
+  };
+  const dev = new BlockDevice({ path: 'mem', readOnly: false }, backend);
+  dev.activate({
+    mem,
+    queues: [SplitQueue.create(mem, mq.layout(), { maxSize: 256, eventIdx: false })],
+    interrupt: { signalUsed: () => undefined, signalConfig: () => undefined },
+    ackedFeatures: dev.availableFeatures,
+  });
+  const h = mq.addChain([{ data: hdr(VIRTIO_BLK_T_IN, 9) }, { len: 512, writable: true }, { len: 1, writable: true }]);
+  mq.publish();
+  dev.processQueue(0);
+  const got = mq.readWrittenBytes(h);
+  t.same(mq.used(), [{ id: h, len: 513 }]);
+  t.same(got.subarray(0, 512), new Uint8Array(512).fill(10));
+  t.equal(got[512], VIRTIO_BLK_S_OK);
+  t.same(calls, [1], 'one readInto() with one view');
+});
+
 t.test('structural chain errors break the device; reset and inactive are quiet', async (t) => {
   const r = rig();
   const ok = r.mq.addChain([{ data: hdr(VIRTIO_BLK_T_IN, 2) }, { len: 512, writable: true }, { len: 1, writable: true }]);
@@ -498,6 +560,30 @@ t.test('FileBackend.open explains what went wrong', async (t) => {
   t.equal(b.sizeBytes, 512);
   b.close();
   t.throws(() => new BlockDevice({ path: join(dir, 'missing.img'), readOnly: true }), BlockImageError, 'the device opens its path itself');
+});
+
+t.test('FileBackend.readAt() reads into a buffer at an offset; ranges are checked', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kata-ts-blk-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'r.img');
+  const img = Uint8Array.from({ length: 8192 }, (_, i) => (i * 13 + 5) & 0xff);
+  writeFileSync(path, img);
+  const b = FileBackend.open(path, true);
+  const dst = new Uint8Array(10000).fill(0xee);
+  b.readAt(dst, 100, 4096, 2048);
+  t.same(dst.subarray(100, 4196), img.subarray(2048, 6144));
+  t.equal(dst[99], 0xee, 'nothing before the offset');
+  t.equal(dst[4196], 0xee, 'nothing after the length');
+  t.throws(() => b.readAt(dst, 0, 512, 8192 - 256), BackendRangeError, 'past the image end');
+  t.throws(() => b.readAt(dst, 9800, 512, 0), RangeError, 'past the buffer end');
+  t.throws(() => b.readAt(dst, -1, 512, 0), RangeError, 'negative buffer offset');
+  b.close();
+  t.throws(() => b.readAt(dst, 0, 512, 0), BlockImageError, 'closed');
+  const m = new MemoryBackend(img.slice());
+  const d2 = new Uint8Array(600);
+  m.readAt(d2, 88, 512, 512);
+  t.same(d2.subarray(88, 600), img.subarray(512, 1024), 'MemoryBackend.readAt');
+  t.throws(() => m.readAt(d2, 0, 512, 8192), BackendRangeError);
 });
 
 t.test('FileBackend handles many views and partial progress (IOV_MAX batches)', async (t) => {

@@ -1,6 +1,8 @@
 // Hostile-guest fuzz of the split virtqueue: >= 1,000,000 random and adversarial chains against SplitQueue,
 // DescriptorChain.descriptors() and ChainReader/ChainWriter. Only ChainError, AvailIndexJump and ChainTooShort
-// may be thrown; every descriptor handed out lies in guest RAM; well-formed chains always pass.
+// may be thrown; every descriptor handed out lies in guest RAM; well-formed chains always pass. The hot-path
+// forms are checked against them on every chain: SplitQueue.walk() must see exactly what descriptors() sees
+// (same descriptors or the same error), and CheckedChainWriter must write what ChainWriter would.
 import t from 'tap';
 import type { ActivateContext, VirtioDevice } from '../../src/virtio/device.js';
 import {
@@ -9,6 +11,8 @@ import {
   ChainReader,
   ChainTooShort,
   ChainWriter,
+  CheckedChain,
+  CheckedChainWriter,
   SplitQueue,
 } from '../../src/virtio/queue.js';
 import {
@@ -65,6 +69,11 @@ t.test(`${CHAINS} random and adversarial chains through SplitQueue + descriptors
   let bytesRead = 0;
   let bytesWritten = 0;
   let notifications = 0;
+  let walkMismatch = 0;
+  let writerMismatch = 0;
+  let writerChecked = 0;
+  const chk = new CheckedChain(2); // grows on long chains
+  const cw = new CheckedChainWriter();
 
   const t0 = performance.now();
   epoch();
@@ -81,7 +90,21 @@ t.test(`${CHAINS} random and adversarial chains through SplitQueue + descriptors
         emptyPop++;
         continue;
       }
-      const d = c.descriptors();
+      let walkErr: unknown;
+      try {
+        q.walk(c.head, chk);
+      } catch (e) {
+        walkErr = e;
+      }
+      let d;
+      try {
+        d = c.descriptors();
+      } catch (e) {
+        if (walkErr === undefined || (walkErr as Error).constructor !== (e as Error).constructor) walkMismatch++;
+        throw e;
+      }
+      if (walkErr !== undefined) walkMismatch++;
+      else if (!sameChain(d, chk)) walkMismatch++;
       let sawW = false;
       for (const x of d) {
         descs++;
@@ -116,6 +139,55 @@ t.test(`${CHAINS} random and adversarial chains through SplitQueue + descriptors
         }
       }
       bytesWritten += w.written;
+      // CheckedChainWriter against ChainWriter: the same pattern in the same random pieces leaves the same bytes
+      // (buffers may overlap each other: compare with what ChainWriter leaves, not with the pattern); one byte
+      // too many is ChainTooShort
+      cw.reset(mem, chk);
+      const total = cw.remaining;
+      if (total <= 1 << 16 && rng() < 0.25) {
+        writerChecked++;
+        const pattern = new Uint8Array(total);
+        for (let k = 0; k < total; k++) pattern[k] = (i + k * 7) & 0xff;
+        const pieces: number[] = [];
+        for (let left = total; left > 0; ) {
+          const n = Math.min(left, randInt(rng, 300));
+          pieces.push(n);
+          left -= n;
+        }
+        const readBack = (): Uint8Array => {
+          const out = new Uint8Array(total);
+          let at = 0;
+          for (const v of new ChainWriter(mem, d).views(total)) {
+            out.set(v, at);
+            at += v.length;
+          }
+          return out;
+        };
+        const zero = (): void => {
+          for (const v of new ChainWriter(mem, d).views(total)) v.fill(0);
+        };
+        const writeAll = (sink: { write(b: Uint8Array): void }): void => {
+          let pos = 0;
+          for (const n of pieces) {
+            sink.write(pattern.subarray(pos, pos + n));
+            pos += n;
+          }
+        };
+        zero();
+        writeAll(new ChainWriter(mem, d));
+        const want = readBack();
+        zero();
+        writeAll(cw);
+        const got = readBack();
+        for (let k = 0; k < total; k++) if (got[k] !== want[k]) writerMismatch++;
+        if (cw.written !== total || cw.remaining !== 0) writerMismatch++;
+        try {
+          cw.write(new Uint8Array(1));
+          writerMismatch++;
+        } catch (e) {
+          if (!(e instanceof ChainTooShort)) throw e;
+        }
+      }
       q.addUsed(c.head, w.written);
       q.enableNotification();
       if (q.needsNotification()) notifications++;
@@ -138,6 +210,8 @@ t.test(`${CHAINS} random and adversarial chains through SplitQueue + descriptors
   t.equal(readAfterWrite, 0, 'no readable descriptor after a writable one was handed out');
   t.equal(validFailed, 0, 'every well-formed chain passed');
   t.equal(emptyPop, 0, 'every published chain was popped');
+  t.equal(walkMismatch, 0, 'walk() saw every chain as descriptors() did (same descriptors, same error)');
+  t.equal(writerMismatch, 0, `CheckedChainWriter wrote what ChainWriter would (${writerChecked} chains)`);
   for (const name of [
     'DescriptorIndexOutOfRange',
     'ChainTooLong',
@@ -164,6 +238,20 @@ t.test(`${CHAINS} random and adversarial chains through SplitQueue + descriptors
   t.comment(`rejections: ${JSON.stringify(errors)}`);
   t.comment(`kinds: ${JSON.stringify(Object.fromEntries(FUZZ_KINDS.map((k, i) => [k, kindCount[i]])))}`);
 });
+
+/** The same descriptors, in order, as a CheckedChain holds. */
+function sameChain(d: ReturnType<NonNullable<ReturnType<SplitQueue['pop']>>['descriptors']>, c: CheckedChain): boolean {
+  if (d.length !== c.count) return false;
+  let readable = 0;
+  let writable = 0;
+  for (let i = 0; i < d.length; i++) {
+    const x = d[i]!;
+    if (x.addr !== c.addr[i] || x.len !== c.len[i] || x.writable !== i >= c.firstWritable) return false;
+    if (x.writable) writable += x.len;
+    else readable += x.len;
+  }
+  return readable === c.readableBytes && writable === c.writableBytes;
+}
 
 /** A minimal device: echoes readable bytes into the writable part, the way real devices loop. */
 class EchoDevice implements VirtioDevice {

@@ -22,11 +22,12 @@ import {
   VSOCK_SHUTDOWN_SEND,
   VsockOp,
   WritableDescriptorInTx,
+  decodeHeader,
   encodeHeader,
   parseTxPacket,
   type VsockHeader,
 } from '../../src/virtio/vsock/packet.js';
-import { benchVsockThroughput } from '../../bench/lib/vsock-throughput.js';
+import { VsockStreamBench, benchVsockThroughput } from '../../bench/lib/vsock-throughput.js';
 
 const CID = 3;
 const GUEST_PORT = 40000;
@@ -66,6 +67,17 @@ function guestConnect(s: ReturnType<typeof setup>, port = HOST_PORT, gport = GUE
   const inc = s.backend.of('incoming').at(-1)!;
   s.backend.inject({ t: 'accept', id: inc.id });
   s.guest.postRx();
+  const r = s.guest.receive();
+  if (r.length !== 1 || r[0]!.hdr.op !== VsockOp.RESPONSE) throw new Error('no RESPONSE');
+  return inc.id;
+}
+
+/** guestConnect() posting just the one rx buffer the RESPONSE needs: no rx buffer is left waiting after it. */
+function guestConnectLean(s: ReturnType<typeof setup>, gport: number): number {
+  s.guest.send({ op: VsockOp.REQUEST, srcPort: gport, dstPort: HOST_PORT, bufAlloc: 64 * 1024 });
+  const inc = s.backend.of('incoming').at(-1)!;
+  s.backend.inject({ t: 'accept', id: inc.id });
+  s.guest.postRx(1);
   const r = s.guest.receive();
   if (r.length !== 1 || r[0]!.hdr.op !== VsockOp.RESPONSE) throw new Error('no RESPONSE');
   return inc.id;
@@ -460,6 +472,57 @@ t.test('rx buffers: too small -> returned empty; header and payload in separate 
   t.equal(s2.device.metrics().rxTooSmall, 3);
 });
 
+t.test('rx chains of odd descriptors: the header straddles descriptors, payload lands intact', async (t) => {
+  const s = setup();
+  const id = guestConnectLean(s, GUEST_PORT);
+  const data = bytes(3000, 11);
+  s.backend.inject({ t: 'data', id, data });
+  // header split 10 + 0 + 40, payload over 7 and the rest: a driver may lay rx buffers out any way it likes
+  const head = s.guest.rx.addChain([
+    { len: 10, writable: true },
+    { len: 0, writable: true },
+    { len: 40, writable: true },
+    { len: 7, writable: true },
+    { len: 4000, writable: true },
+  ]);
+  s.guest.rx.publish();
+  s.device.processQueue(0);
+  const used = s.guest.rx.used();
+  t.same(used, [{ id: head, len: VSOCK_HDR_SIZE + 3000 }]);
+  const b = s.guest.rx.readWrittenBytes(head);
+  const h = decodeHeader(b);
+  t.equal(h.len, 3000);
+  t.equal(h.op, VsockOp.RW);
+  t.same(Buffer.from(b.subarray(VSOCK_HDR_SIZE)), Buffer.from(data));
+});
+
+t.test('two connections share the rx buffers round-robin, each acked once per fill', async (t) => {
+  const s = setup();
+  const a = guestConnectLean(s, GUEST_PORT);
+  const b = guestConnectLean(s, GUEST_PORT + 1);
+  s.backend.clear();
+  s.backend.inject({ t: 'data', id: a, data: bytes(3 * 4000, 1) });
+  s.backend.inject({ t: 'data', id: b, data: bytes(3 * 4000, 2) });
+  s.guest.postRx();
+  const r = s.guest.receive();
+  t.same(
+    r.map((p) => p.hdr.dstPort),
+    [GUEST_PORT, GUEST_PORT + 1, GUEST_PORT, GUEST_PORT + 1, GUEST_PORT, GUEST_PORT + 1],
+    'packets alternate between the connections',
+  );
+  const acked = s.backend.of('acked');
+  t.same(
+    acked.map((m) => [m.id, m.n]),
+    [
+      [a, 12000],
+      [b, 12000],
+    ],
+    'one ack per connection for the fill',
+  );
+  t.same(Buffer.concat(r.filter((p) => p.hdr.dstPort === GUEST_PORT).map((p) => p.payload)), Buffer.from(bytes(12000, 1)));
+  t.same(Buffer.concat(r.filter((p) => p.hdr.dstPort === GUEST_PORT + 1).map((p) => p.payload)), Buffer.from(bytes(12000, 2)));
+});
+
 t.test('RST replies without rx buffers stall tx (bounded) until the guest gives buffers', async (t) => {
   const s = setup({ maxPendingRst: 8 });
   for (let i = 0; i < 20; i++) {
@@ -520,4 +583,12 @@ t.test('benchVsockThroughput pushes bytes through the device', async (t) => {
   t.ok(r.mbps > 0);
   t.ok(r.packets >= (4 << 20) / (4096 - 44));
   t.comment(`vsock device model host->guest: ${r.mbps.toFixed(0)} MB/s (4 KiB rx buffers, fake driver)`);
+  // one connection reused by many transfers, with 64 KiB rx buffers: one full packet per buffer
+  const big = new VsockStreamBench({ rxBufSize: VSOCK_HDR_SIZE + 65536 });
+  for (let i = 0; i < 3; i++) {
+    const x = big.transfer(1 << 20);
+    t.equal(x.bytes, 1 << 20);
+    t.equal(x.packets, 16, `transfer ${String(i)}: 16 packets of 64 KiB`);
+  }
+  t.equal(big.device.metrics().connections, 1);
 });

@@ -10,6 +10,11 @@ export interface BlockBackend {
   readOnly: boolean;
   /** Fill `views` in order from the image bytes starting at `offset`. Throws on an I/O error. */
   readInto(views: Uint8Array[], offset: number): void;
+  /**
+   * readInto() for one buffer given as (dst, dstOffset, length), so the device's hot path need not make a view
+   * of guest memory for each request. Optional: the device falls back to readInto().
+   */
+  readAt?(dst: Uint8Array, dstOffset: number, length: number, offset: number): void;
   /** Write `views` in order to the image starting at `offset`. Throws on an I/O error. */
   writeFrom(views: Uint8Array[], offset: number): void;
   /** Make completed writes durable (virtio 1.2 §5.2.6.1: FLUSH). */
@@ -48,6 +53,13 @@ function totalLength(views: readonly Uint8Array[]): number {
   let n = 0;
   for (const v of views) n += v.length;
   return n;
+}
+
+/** [dstOffset, dstOffset+length) must lie inside dst (readAt's buffer is guest memory: never past it). */
+function checkSpan(dst: Uint8Array, dstOffset: number, length: number): void {
+  if (!Number.isSafeInteger(dstOffset) || !Number.isSafeInteger(length) || dstOffset < 0 || length < 0 || dstOffset + length > dst.length) {
+    throw new RangeError(`buffer range [${String(dstOffset)}, +${String(length)}) is outside a ${String(dst.length)}-byte buffer`);
+  }
 }
 
 function checkRange(offset: number, len: number, size: number): void {
@@ -152,6 +164,23 @@ export class FileBackend implements BlockBackend {
     this.transfer(views, offset, readSync, readvSync, 'read');
   }
 
+  readAt(dst: Uint8Array, dstOffset: number, length: number, offset: number): void {
+    const fd = this.fd;
+    checkSpan(dst, dstOffset, length);
+    checkRange(offset, length, this.sizeBytes);
+    if (length > SINGLE_CALL_MAX) {
+      vectored(readvSync, 'read', fd, [dst.subarray(dstOffset, dstOffset + length)], offset);
+      return;
+    }
+    // One pread(2) straight into guest memory, as fs.readSync into a buffer would; loop only on a short read.
+    let done = 0;
+    while (done < length) {
+      const n = readSync(fd, dst, dstOffset + done, length - done, offset + done);
+      if (n <= 0) throw new ShortIo('read', offset + done, length - done);
+      done += n;
+    }
+  }
+
   writeFrom(views: Uint8Array[], offset: number): void {
     if (this.readOnly) throw new BlockImageError(`disk image ${this.path} is attached read-only`);
     this.transfer(views, offset, writeSync, writevSync, 'write');
@@ -250,6 +279,13 @@ export class MemoryBackend implements BlockBackend {
       v.set(this.data.subarray(pos, pos + v.length));
       pos += v.length;
     }
+  }
+
+  readAt(dst: Uint8Array, dstOffset: number, length: number, offset: number): void {
+    checkSpan(dst, dstOffset, length);
+    this.access(offset, length);
+    this.ops.reads++;
+    dst.set(this.data.subarray(offset, offset + length), dstOffset);
   }
 
   writeFrom(views: Uint8Array[], offset: number): void {

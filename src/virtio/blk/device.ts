@@ -7,10 +7,10 @@
 // zero), plus EVENT_IDX and INDIRECT_DESC from the split queue. DISCARD is not offered: Node has no
 // fallocate(2), so a discard could only be emulated by writing zeroes, which frees nothing.
 
-import type { GuestMemory } from '../../memory/guest-memory.js';
+import type { GuestMemory, GuestSpan } from '../../memory/guest-memory.js';
 import { DeviceBroken, type ActivateContext, type Interrupt, type VirtioDevice } from '../device.js';
 import { VIRTIO_ID_BLOCK, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC } from '../ids.js';
-import type { Descriptor, SplitQueue } from '../queue.js';
+import { CheckedChain, type SplitQueue } from '../queue.js';
 import {
   BlkConfig,
   SECTOR_SIZE,
@@ -24,7 +24,7 @@ import {
   VIRTIO_BLK_S_OK,
 } from './abi.js';
 import { FileBackend, type BlockBackend } from './backend.js';
-import { BlockRequestError, parseBlockRequest, type BlockLimits, type BlockRequest } from './request.js';
+import { BlockRequestError, PLAIN_READ, parseBlockChain, type BlockLimits, type BlockRequest, type PlainRead } from './request.js';
 
 /** Queue size offered to the driver (virtio 1.2 §2.7: power of two <= 32768). */
 export const BLK_QUEUE_SIZE = 256;
@@ -61,7 +61,20 @@ interface Active {
   queue: SplitQueue;
   interrupt: Interrupt;
   limits: BlockLimits;
+  /** per batch entry (a batch is at most the queue size): a PLAIN_READ's numbers, its status, the used length */
+  plainStatusAddr: Float64Array;
+  plainOffset: Float64Array;
+  plainLength: Float64Array;
+  plainData: Float64Array;
+  /** the plain read's data as (buffer, offset) for backend.readAt(), found while parsing; undefined: readInto() */
+  plainBuf: Array<Uint8Array | undefined>;
+  plainBufOffset: Float64Array;
+  status: Uint8Array;
+  usedLen: Float64Array;
 }
+
+/** What a batch entry holds: a parsed request, the used length of a refused one, or a plain read (Active arrays). */
+type Work = BlockRequest | number | typeof PLAIN_READ;
 
 export class BlockDevice implements VirtioDevice {
   readonly deviceType = VIRTIO_ID_BLOCK;
@@ -75,10 +88,15 @@ export class BlockDevice implements VirtioDevice {
   private readonly idBytes: Uint8Array;
   private readonly config: Uint8Array;
   private active: Active | undefined;
-  /** the pass being processed: chain heads and their parsed requests (or used lengths of refused ones);
-   * reused across passes (entries past the pass's count are stale) */
+  /** the pass being processed: chain heads and their work; reused across passes (entries past the pass's count
+   * are stale) */
   private readonly batchHeads: number[] = [];
-  private readonly batchWork: Array<BlockRequest | number> = [];
+  private readonly batchWork: Work[] = [];
+  /** the chain being parsed, reused for every request (the parsed request keeps no reference to it) */
+  private readonly chain = new CheckedChain();
+  /** where the parser leaves a plain read, and where a plain read's guest buffer is found (no allocation) */
+  private readonly plain: PlainRead = { statusAddr: 0, offset: 0, length: 0, dataAddr: 0 };
+  private readonly span: GuestSpan = { bytes: new Uint8Array(0), offset: 0 };
   private readonly counters = {
     notifications: 0,
     interrupts: 0,
@@ -136,10 +154,19 @@ export class BlockDevice implements VirtioDevice {
   activate(ctx: ActivateContext): void {
     const queue = ctx.queues[0];
     if (queue === undefined) throw new RangeError('virtio-blk needs its request queue (queue 0) at activation');
+    const n = queue.size;
     this.active = {
       mem: ctx.mem,
       queue,
       interrupt: ctx.interrupt,
+      plainStatusAddr: new Float64Array(n),
+      plainOffset: new Float64Array(n),
+      plainLength: new Float64Array(n),
+      plainData: new Float64Array(n),
+      plainBuf: new Array<Uint8Array | undefined>(n).fill(undefined),
+      plainBufOffset: new Float64Array(n),
+      status: new Uint8Array(n),
+      usedLen: new Float64Array(n),
       limits: {
         capacity: this.capacity,
         readOnly: this.readOnly,
@@ -163,10 +190,12 @@ export class BlockDevice implements VirtioDevice {
   /**
    * Drain the request queue. Throws only DeviceBroken (from the queue: a malformed ring or chain).
    *
-   * Two phases per pass: pop and parse every available chain first, then do the I/O for the batch back to
-   * back and return the chains in order. The host syscalls then run one after another (as a plain pread
-   * loop does) instead of interleaved with ring walking and parsing. A batch is at most the queue size.
-   * When the queue breaks mid-batch, the requests parsed before the bad chain are still completed.
+   * Phases per pass: pop and parse every available chain first, then do the I/O for the batch back to back,
+   * then write the status bytes and return the chains in order. The host syscalls then run one after another
+   * (as a plain pread loop does) instead of interleaved with ring walking, parsing and ring writes; a plain
+   * read (Linux's page-sized reads) goes from pread(2) straight into guest memory with no object made for it.
+   * A batch is at most the queue size. When the queue breaks mid-batch, the requests parsed before the bad
+   * chain are still completed.
    */
   processQueue(index: number): void {
     const a = this.active;
@@ -182,9 +211,20 @@ export class BlockDevice implements VirtioDevice {
       let n = 0;
       try {
         // At most q.size chains per pass (a guest adding chains while we pop cannot grow the batch).
-        for (let chain = q.pop(); chain !== undefined; chain = n < q.size ? q.pop() : undefined) {
-          const w = this.prepare(a, chain.descriptors()); // may throw a ChainError: record nothing then
-          heads[n] = chain.head;
+        for (let head = q.popHead(); head >= 0; head = n < q.size ? q.popHead() : -1) {
+          const w = this.prepare(a, q.walk(head, this.chain)); // may throw a ChainError: record nothing then
+          if (w === PLAIN_READ) {
+            const p = this.plain;
+            a.plainStatusAddr[n] = p.statusAddr;
+            a.plainOffset[n] = p.offset;
+            a.plainLength[n] = p.length;
+            a.plainData[n] = p.dataAddr;
+            // BOUNDS: [dataAddr, +length) lies in a descriptor the chain walk checked; span() checks it again
+            const viaReadAt = this.backend.readAt !== undefined && a.mem.span(p.dataAddr, p.length, this.span);
+            a.plainBuf[n] = viaReadAt ? this.span.bytes : undefined;
+            a.plainBufOffset[n] = this.span.offset;
+          }
+          heads[n] = head;
           work[n] = w;
           n++;
         }
@@ -217,10 +257,10 @@ export class BlockDevice implements VirtioDevice {
    * Parse one chain. A valid request comes back for complete(); a refused one has its status written here
    * and comes back as its used length (1 with a status byte, 0 without).
    */
-  private prepare(a: Active, descs: readonly Descriptor[]): BlockRequest | number {
+  private prepare(a: Active, chain: CheckedChain): Work {
     this.counters.requests++;
     try {
-      return parseBlockRequest(a.mem, descs, a.limits);
+      return parseBlockChain(a.mem, chain, a.limits, this.plain);
     } catch (e) {
       if (!(e instanceof BlockRequestError)) throw e;
       this.counters.malformed++;
@@ -235,11 +275,51 @@ export class BlockDevice implements VirtioDevice {
   private complete(a: Active, n: number): void {
     const heads = this.batchHeads;
     const work = this.batchWork;
-    for (let i = 0; i < n; i++) {
-      const w = work[i]!;
-      work[i] = 0; // drop the request (and its guest views)
-      a.queue.addUsed(heads[i]!, typeof w === 'number' ? w : this.run(a, w));
+    const usedLen = a.usedLen;
+    let done = 0;
+    try {
+      for (; done < n; done++) {
+        const w = work[done]!;
+        if (w === PLAIN_READ) usedLen[done] = this.plainRead(a, done);
+        else if (typeof w === 'number') usedLen[done] = w;
+        else {
+          work[done] = 0; // drop the request (and its guest views)
+          usedLen[done] = this.run(a, w);
+        }
+      }
+    } finally {
+      // the status of each plain read, then every chain back in order (those done, if the I/O loop threw)
+      for (let i = 0; i < done; i++) {
+        if (work[i] === PLAIN_READ) {
+          work[i] = 0;
+          a.mem.writeU8(a.plainStatusAddr[i]!, a.status[i]!);
+        }
+        a.queue.addUsed(heads[i]!, usedLen[i]!);
+      }
     }
+  }
+
+  /** The I/O of plain read `i` of the batch; its status goes to a.status[i]. Returns the used length. */
+  private plainRead(a: Active, i: number): number {
+    const len = a.plainLength[i]!;
+    const offset = a.plainOffset[i]!;
+    const buf = a.plainBuf[i];
+    const b = this.backend;
+    try {
+      // BOUNDS: the buffer range was found by span() at parse time; slice() checks the range itself
+      if (buf !== undefined && b.readAt !== undefined) b.readAt(buf, a.plainBufOffset[i]!, len, offset);
+      else b.readInto([a.mem.slice(a.plainData[i]!, len)], offset);
+    } catch (e) {
+      if (e instanceof DeviceBroken) throw e;
+      this.counters.ioErrors++;
+      this.countError(e instanceof Error ? e.name : 'HostIoError');
+      a.status[i] = VIRTIO_BLK_S_IOERR;
+      return 1;
+    }
+    this.counters.reads++;
+    this.counters.bytesRead += len;
+    a.status[i] = VIRTIO_BLK_S_OK;
+    return len + 1;
   }
 
   /** Execute one parsed request and write its status; returns the used length (data written + status). */

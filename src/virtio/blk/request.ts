@@ -9,7 +9,7 @@
 // byte has no status byte (MissingStatus) and goes back with used length 0.
 
 import type { GuestMemory } from '../../memory/guest-memory.js';
-import { ChainReader, type Descriptor } from '../queue.js';
+import { ChainReader, CheckedChain, type Descriptor } from '../queue.js';
 import {
   DWZ_SEGMENT_SIZE,
   OUTHDR_SIZE,
@@ -130,7 +130,7 @@ export class WriteZeroesTooLarge extends BlockRequestError {
 
 /**
  * The shape of a checked chain. The queue guarantees readable descriptors come first (ReadAfterWrite), so
- * descs[0, firstWritable) are readable and descs[firstWritable, n) writable.
+ * descriptors [0, firstWritable) are readable and [firstWritable, count) writable.
  */
 interface Split {
   firstWritable: number;
@@ -143,49 +143,51 @@ interface Split {
 // One Split reused by every parse (parsing is synchronous and never re-entered): no allocation per request.
 const scratch: Split = { firstWritable: 0, readableBytes: 0, writableData: 0, statusAddr: 0 };
 
-function split(descs: readonly Descriptor[]): Split {
-  let firstWritable = descs.length;
-  let readableBytes = 0;
-  let writableBytes = 0;
+function split(c: CheckedChain): Split {
+  // The status byte is the last byte of the last non-empty writable descriptor. Sums cannot overflow: the
+  // chain walk bounded the chain's total length (ChainLengthOverflow).
   let statusAddr = -1;
-  // Sums cannot overflow: the chain iterator bounded the chain's total length (ChainLengthOverflow).
-  for (let i = 0; i < descs.length; i++) {
-    const d = descs[i]!;
-    if (d.writable) {
-      if (i < firstWritable) firstWritable = i;
-      writableBytes += d.len;
-      if (d.len > 0) statusAddr = d.addr + d.len - 1; // BOUNDS: [addr, addr+len) checked by the chain iterator
-    } else {
-      readableBytes += d.len;
+  for (let i = c.count - 1; i >= c.firstWritable; i--) {
+    const len = c.len[i]!;
+    if (len > 0) {
+      statusAddr = c.addr[i]! + len - 1; // BOUNDS: [addr, addr+len) checked by the chain walk
+      break;
     }
   }
   if (statusAddr < 0) throw new MissingStatus();
   const s = scratch;
-  s.firstWritable = firstWritable;
-  s.readableBytes = readableBytes;
-  s.writableData = writableBytes - 1;
+  s.firstWritable = c.firstWritable;
+  s.readableBytes = c.readableBytes;
+  s.writableData = c.writableBytes - 1;
   s.statusAddr = statusAddr;
   return s;
 }
 
 /**
- * Zero-copy views of `bytes` bytes of descs[from, to) after skipping `skip` bytes (the same walk as
+ * Zero-copy views of `bytes` bytes of descriptors [from, to) after skipping `skip` bytes (the same walk as
  * ChainReader/ChainWriter.views, without their per-request objects). The caller checked the lengths.
  */
-function viewsOf(mem: GuestMemory, descs: readonly Descriptor[], from: number, to: number, skip: number, bytes: number): Uint8Array[] {
+function viewsOf(mem: GuestMemory, c: CheckedChain, from: number, to: number, skip: number, bytes: number): Uint8Array[] {
   const out: Uint8Array[] = [];
   let want = bytes;
   for (let i = from; i < to && want > 0; i++) {
-    const d = descs[i]!;
-    if (skip >= d.len) {
-      skip -= d.len;
+    const len = c.len[i]!;
+    if (skip >= len) {
+      skip -= len;
       continue;
     }
-    const take = Math.min(d.len - skip, want);
-    out.push(mem.slice(d.addr + skip, take)); // BOUNDS: inside [addr, addr+len), checked by the chain iterator
+    const take = Math.min(len - skip, want);
+    out.push(mem.slice(c.addr[i]! + skip, take)); // BOUNDS: inside [addr, addr+len), checked by the chain walk
     want -= take;
     skip = 0;
   }
+  return out;
+}
+
+/** The descriptors of a CheckedChain, as ChainReader takes them (slow paths only). */
+function descriptorsOf(c: CheckedChain): Descriptor[] {
+  const out: Descriptor[] = [];
+  for (let i = 0; i < c.count; i++) out.push({ addr: c.addr[i]!, len: c.len[i]!, writable: i >= c.firstWritable });
   return out;
 }
 
@@ -226,32 +228,69 @@ function typeName(type: number): string {
 }
 
 /**
- * Parse a chain's checked descriptors. Throws a BlockRequestError (with statusAddr set when the chain has a
- * status byte); any other error (e.g. a ChainError) is not the parser's and propagates.
+ * Parse a chain's checked descriptors (from DescriptorChain.descriptors(): readable ones first). Throws a
+ * BlockRequestError (with statusAddr set when the chain has a status byte); any other error (e.g. a ChainError)
+ * is not the parser's and propagates.
  */
 export function parseBlockRequest(mem: GuestMemory, descs: readonly Descriptor[], limits: BlockLimits): BlockRequest {
-  const s = split(descs);
+  const c = new CheckedChain(Math.max(1, descs.length));
+  for (const d of descs) c.push(d.addr, d.len, d.writable);
+  return parseBlockChain(mem, c, limits);
+}
+
+/**
+ * A read whose data lies in one guest buffer (what Linux sends for a page), as plain numbers: the device's hot
+ * path keeps these in arrays instead of a BlockRequest with views. Same checks as the 'read' BlockRequest.
+ */
+export interface PlainRead {
+  statusAddr: number;
+  /** byte offset in the image (checked against the capacity) */
+  offset: number;
+  /** bytes, a positive multiple of 512 */
+  length: number;
+  /** guest address of the data: [dataAddr, dataAddr + length) lies in one checked descriptor */
+  dataAddr: number;
+}
+
+/** parseBlockChain() filled its `plain` argument instead of returning a BlockRequest. */
+export const PLAIN_READ = 'plain-read';
+
+/**
+ * parseBlockRequest() for a chain SplitQueue.walk() checked: the device's path, no per-descriptor objects.
+ * With `plain`, a read whose data fits one descriptor is written there and PLAIN_READ comes back.
+ */
+export function parseBlockChain(mem: GuestMemory, c: CheckedChain, limits: BlockLimits): BlockRequest;
+export function parseBlockChain(mem: GuestMemory, c: CheckedChain, limits: BlockLimits, plain: PlainRead): BlockRequest | typeof PLAIN_READ;
+export function parseBlockChain(mem: GuestMemory, c: CheckedChain, limits: BlockLimits, plain?: PlainRead): BlockRequest | typeof PLAIN_READ {
+  const s = split(c);
   try {
-    return parseWithStatus(mem, descs, s, limits);
+    return parseWithStatus(mem, c, s, limits, plain);
   } catch (e) {
     if (e instanceof BlockRequestError) e.statusAddr = s.statusAddr;
     throw e;
   }
 }
 
-function parseWithStatus(mem: GuestMemory, descs: readonly Descriptor[], s: Split, limits: BlockLimits): BlockRequest {
+function parseWithStatus(
+  mem: GuestMemory,
+  c: CheckedChain,
+  s: Split,
+  limits: BlockLimits,
+  plain: PlainRead | undefined,
+): BlockRequest | typeof PLAIN_READ {
   if (s.readableBytes < OUTHDR_SIZE) throw new RequestTooShort(s.readableBytes);
   let type: number;
   let lo: number;
   let hi: number;
-  const r0 = descs[0]!; // readable: readableBytes > 0
-  if (r0.len >= OUTHDR_SIZE) {
-    // Fast path, the header in one descriptor (what Linux sends). BOUNDS: r0 checked by the chain iterator.
-    type = mem.readU32(r0.addr);
-    lo = mem.readU32(r0.addr + 8);
-    hi = mem.readU32(r0.addr + 12);
+  if (c.len[0]! >= OUTHDR_SIZE) {
+    // Fast path, the header in one descriptor (what Linux sends; readable: readableBytes > 0).
+    // BOUNDS: descriptor 0 checked by the chain walk.
+    const a0 = c.addr[0]!;
+    type = mem.readU32(a0);
+    lo = mem.readU32(a0 + 8);
+    hi = mem.readU32(a0 + 12);
   } else {
-    const reader = new ChainReader(mem, descs);
+    const reader = new ChainReader(mem, descriptorsOf(c));
     type = reader.readU32();
     reader.readU32(); // ioprio: ignored
     lo = reader.readU32();
@@ -266,7 +305,15 @@ function parseWithStatus(mem: GuestMemory, descs: readonly Descriptor[], s: Spli
       const len = s.writableData;
       if (len % SECTOR_SIZE !== 0) throw new UnalignedLength(len);
       const offset = checkedOffset(lo, hi, len, limits);
-      const data = viewsOf(mem, descs, nr, descs.length, 0, len);
+      if (plain !== undefined && len > 0 && c.len[nr]! >= len) {
+        // the data is the first len bytes of the first writable descriptor (non-empty: len > 0)
+        plain.statusAddr = s.statusAddr;
+        plain.offset = offset;
+        plain.length = len;
+        plain.dataAddr = c.addr[nr]!;
+        return PLAIN_READ;
+      }
+      const data = viewsOf(mem, c, nr, c.count, 0, len);
       return { kind: 'read', statusAddr: s.statusAddr, offset, length: len, data };
     }
     case VIRTIO_BLK_T_OUT: {
@@ -275,7 +322,7 @@ function parseWithStatus(mem: GuestMemory, descs: readonly Descriptor[], s: Spli
       const len = extraReadable;
       if (len % SECTOR_SIZE !== 0) throw new UnalignedLength(len);
       const offset = checkedOffset(lo, hi, len, limits);
-      const data = viewsOf(mem, descs, 0, nr, OUTHDR_SIZE, len);
+      const data = viewsOf(mem, c, 0, nr, OUTHDR_SIZE, len);
       return { kind: 'write', statusAddr: s.statusAddr, offset, length: len, data };
     }
     case VIRTIO_BLK_T_FLUSH: {
@@ -286,7 +333,7 @@ function parseWithStatus(mem: GuestMemory, descs: readonly Descriptor[], s: Spli
     case VIRTIO_BLK_T_GET_ID: {
       if (extraReadable > 0) throw new UnexpectedReadableData('GET_ID', extraReadable);
       if (s.writableData < VIRTIO_BLK_ID_BYTES) throw new GetIdBufferTooSmall(s.writableData);
-      return { kind: 'get-id', statusAddr: s.statusAddr, data: viewsOf(mem, descs, nr, descs.length, 0, VIRTIO_BLK_ID_BYTES) };
+      return { kind: 'get-id', statusAddr: s.statusAddr, data: viewsOf(mem, c, nr, c.count, 0, VIRTIO_BLK_ID_BYTES) };
     }
     case VIRTIO_BLK_T_WRITE_ZEROES: {
       // Rules as QEMU hw/block/virtio-blk.c: UNSUPP unless negotiated, unless exactly one segment, or for an
@@ -296,7 +343,7 @@ function parseWithStatus(mem: GuestMemory, descs: readonly Descriptor[], s: Spli
       if (extraReadable !== DWZ_SEGMENT_SIZE) {
         throw new UnsupportedRequest(`WRITE_ZEROES carries ${String(extraReadable)} payload bytes; exactly one 16-byte segment is supported (max_write_zeroes_seg = 1)`);
       }
-      const reader = new ChainReader(mem, descs);
+      const reader = new ChainReader(mem, descriptorsOf(c));
       reader.skip(OUTHDR_SIZE);
       const segLo = reader.readU32();
       const segHi = reader.readU32();

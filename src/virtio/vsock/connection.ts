@@ -4,6 +4,7 @@
 
 import { VSOCK_BUF_ALLOC } from './host-protocol.js';
 import { VSOCK_MAX_PKT_PAYLOAD, VSOCK_SHUTDOWN_RCV } from './packet.js';
+import type { ByteSink } from '../queue.js';
 
 /**
  * accepting:   the guest sent REQUEST to a host port; waiting for the host to accept (RESPONSE) or refuse (RST)
@@ -22,7 +23,8 @@ export const Pending = {
   RST: 16,
 } as const;
 
-const U32 = 0x1_0000_0000;
+// Counters are u32 and wrap (virtio_transport_common.c): `>>> 0` reduces mod 2^32 exactly for any integer below
+// 2^53, in integer registers (a `%` by 2^32 would be a floating-point fmod on every packet).
 
 /** Bytes waiting to go to the guest: a FIFO of chunks with a read offset into the first. */
 export class ByteQueue {
@@ -41,15 +43,18 @@ export class ByteQueue {
     this.total += b.length;
   }
 
-  /** Take up to n bytes as views of the queued chunks (no copy); they stay valid (chunks are not reused). */
-  take(n: number): Uint8Array[] {
-    const out: Uint8Array[] = [];
+  /**
+   * Copy up to n bytes into `sink` (straight from the queued chunks: the one copy of host data into guest
+   * memory) and drop them from the queue.
+   */
+  writeTo(sink: ByteSink, n: number): void {
     let left = Math.min(n, this.total);
     while (left > 0) {
       const c = this.chunks[this.head]!;
       const avail = c.length - this.off;
       const k = Math.min(avail, left);
-      out.push(c.subarray(this.off, this.off + k));
+      // a view built from the buffer directly: cheaper than subarray()'s species lookup, once per packet
+      sink.write(k === c.length ? c : new Uint8Array(c.buffer, c.byteOffset + this.off, k));
       left -= k;
       this.total -= k;
       if (k === avail) {
@@ -60,11 +65,15 @@ export class ByteQueue {
         this.off += k;
       }
     }
+    this.compact();
+  }
+
+  /** Drop the consumed slots at the front once they are most of the array. */
+  private compact(): void {
     if (this.head > 64 && this.head * 2 > this.chunks.length) {
       this.chunks = this.chunks.slice(this.head);
       this.head = 0;
     }
-    return out;
   }
 
   /** Drop everything; returns how many bytes were dropped. */
@@ -117,6 +126,16 @@ export class Connection {
   /** the close timer, if armed */
   timer: ReturnType<typeof setTimeout> | undefined;
 
+  // ---- muxer bookkeeping ----
+  /** the muxer holds this connection (false once it is removed) */
+  live = false;
+  /** links of the muxer's ready list (muxer.ts ReadyList) */
+  readyQueued = false;
+  readyPrev: Connection | undefined;
+  readyNext: Connection | undefined;
+  /** in the muxer's list of connections to ack */
+  ackQueued = false;
+
   constructor(
     readonly id: number,
     readonly hostPort: number,
@@ -139,7 +158,7 @@ export class Connection {
    * (virtio_transport_has_space(); u32 wrap-around arithmetic on the in-flight count).
    */
   peerCredit(): number {
-    const inFlight = (this.txCnt - this.peerFwdCnt + U32) % U32;
+    const inFlight = (this.txCnt - this.peerFwdCnt) >>> 0;
     const c = this.peerBufAlloc - inFlight;
     return c > 0 ? c : 0;
   }
@@ -161,7 +180,7 @@ export class Connection {
 
   /** Account `n` payload bytes sent to the guest. */
   sent(n: number): void {
-    this.txCnt = (this.txCnt + n) % U32;
+    this.txCnt = (this.txCnt + n) >>> 0;
     this.unacked += n;
   }
 
@@ -174,12 +193,12 @@ export class Connection {
   consumed(n: number): void {
     const k = Math.min(n, this.rxBytes);
     this.rxBytes -= k;
-    this.fwdCnt = (this.fwdCnt + k) % U32;
+    this.fwdCnt = (this.fwdCnt + k) >>> 0;
   }
 
   /** Credit the guest believes it has: buf_alloc - (its tx_cnt - the fwd_cnt we last told it). */
   guestVisibleCredit(): number {
-    const unreported = (this.fwdCnt - this.lastFwdCntSent + U32) % U32;
+    const unreported = (this.fwdCnt - this.lastFwdCntSent) >>> 0;
     return this.bufAlloc - (this.rxBytes + unreported);
   }
 
@@ -189,7 +208,7 @@ export class Connection {
    */
   creditUpdateWorthwhile(): boolean {
     if (this.fwdCnt === this.lastFwdCntSent) return false;
-    const unreported = (this.fwdCnt - this.lastFwdCntSent + U32) % U32;
+    const unreported = (this.fwdCnt - this.lastFwdCntSent) >>> 0;
     return this.guestVisibleCredit() < VSOCK_MAX_PKT_PAYLOAD || unreported >= this.bufAlloc / 2;
   }
 

@@ -9,11 +9,11 @@
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import { DeviceBroken, type ActivateContext, type Interrupt, type VirtioDevice } from '../device.js';
 import { VIRTIO_ID_VSOCK, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC } from '../ids.js';
-import { ChainWriter, type SplitQueue } from '../queue.js';
+import { CheckedChain, CheckedChainWriter, type SplitQueue } from '../queue.js';
 import { NullVsockBackend, type VsockBackend } from './backend.js';
 import type { HostToDevice } from './host-protocol.js';
 import { VsockMuxer, type MuxerOptions } from './muxer.js';
-import { MAX_GUEST_CID, MIN_GUEST_CID, VSOCK_HDR_SIZE, VsockOp, VsockPacketError, parseTxPacket } from './packet.js';
+import { MAX_GUEST_CID, MIN_GUEST_CID, VSOCK_HDR_SIZE, VsockOp, VsockPacketError, parseTxChain } from './packet.js';
 
 /** Queue indexes (virtio 1.2 §5.10.2). */
 export const VSOCK_RX_QUEUE = 0;
@@ -74,6 +74,11 @@ export class VsockDevice implements VirtioDevice {
     asyncBroken: 0,
   };
   private readonly errors = new Map<string, number>();
+  /** the rx chain being filled and its writer, reused for every rx buffer (no allocation per packet) */
+  private readonly rxChain = new CheckedChain();
+  private readonly rxWriter = new CheckedChainWriter();
+  /** the tx chain being parsed (its packet's payload views point into guest memory, not into this) */
+  private readonly txChain = new CheckedChain();
 
   constructor(
     opts: VsockDeviceOptions,
@@ -165,13 +170,13 @@ export class VsockDevice implements VirtioDevice {
           this.scheduleTxResume();
           break outer;
         }
-        const chain = q.pop();
-        if (chain === undefined) break;
+        const head = q.popHead();
+        if (head < 0) break;
         budget--;
         used++;
         this.counters.txChains++;
-        const descs = chain.descriptors(); // ChainError (DeviceBroken) for a malformed chain
-        const pkt = parseTxPacket(a.mem, descs, this.cid);
+        const chain = q.walk(head, this.txChain); // ChainError (DeviceBroken) for a malformed chain
+        const pkt = parseTxChain(a.mem, chain, this.cid);
         if (pkt instanceof VsockPacketError) {
           this.errors.set(pkt.name, (this.errors.get(pkt.name) ?? 0) + 1);
           // Linux virtio_transport_reset_no_sock(): RST unless the packet was itself a RST
@@ -181,7 +186,7 @@ export class VsockDevice implements VirtioDevice {
         } else {
           this.mux.handleTx(pkt);
         }
-        q.addUsed(chain.head, 0); // tx buffers are read-only: nothing written
+        q.addUsed(head, 0); // tx buffers are read-only: nothing written
       }
       if (!q.enableNotification()) break;
     }
@@ -200,23 +205,29 @@ export class VsockDevice implements VirtioDevice {
     this.txResume.unref();
   }
 
-  /** Move pending packets into rx chains while both exist. */
+  /**
+   * Move pending packets into rx chains while both exist: every available rx buffer in one pass, then one
+   * ack per connection to the host and at most one interrupt (EVENT_IDX decides) for the whole batch.
+   */
   private fillRx(a: Active): void {
     const q = a.rx;
+    const chain = this.rxChain;
+    const w = this.rxWriter;
     let used = 0;
     while (this.mux.hasRx()) {
-      const chain = q.pop();
-      if (chain === undefined) break;
+      const head = q.popHead();
+      if (head < 0) break;
       used++;
       this.counters.rxChains++;
-      const w = new ChainWriter(a.mem, chain.descriptors());
+      q.walk(head, chain); // ChainError (DeviceBroken) for a malformed chain
+      w.reset(a.mem, chain);
       let n = 0;
       if (w.remaining < VSOCK_HDR_SIZE) {
         this.counters.rxTooSmall++; // the guest's problem: the chain goes back empty
       } else {
         n = this.mux.writeNext(w);
       }
-      q.addUsed(chain.head, n);
+      q.addUsed(head, n);
     }
     this.mux.flushAcks();
     if (used > 0 && q.needsNotification()) {

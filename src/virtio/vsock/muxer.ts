@@ -26,7 +26,7 @@ import {
   type TxPacket,
   type VsockHeader,
 } from './packet.js';
-import type { ChainWriter } from '../queue.js';
+import type { ByteSink } from '../queue.js';
 
 export interface MuxerOptions {
   /** most connections at once (guest- and host-initiated together) */
@@ -50,17 +50,72 @@ interface RstReply {
   type: number;
 }
 
+/**
+ * The connections with a packet for the guest, in round-robin order: a FIFO without duplicates, linked through
+ * the connections themselves (Connection.readyPrev/readyNext), so taking the first and re-queueing it at the
+ * tail (once per rx packet) allocates nothing.
+ */
+class ReadyList {
+  private head: Connection | undefined;
+  private tail: Connection | undefined;
+  size = 0;
+
+  first(): Connection | undefined {
+    return this.head;
+  }
+
+  /** Append `c` unless it is queued already (then it keeps its place). */
+  add(c: Connection): void {
+    if (c.readyQueued) return;
+    c.readyQueued = true;
+    c.readyPrev = this.tail;
+    c.readyNext = undefined;
+    if (this.tail === undefined) this.head = c;
+    else this.tail.readyNext = c;
+    this.tail = c;
+    this.size++;
+  }
+
+  delete(c: Connection): void {
+    if (!c.readyQueued) return;
+    const p = c.readyPrev;
+    const n = c.readyNext;
+    if (p === undefined) this.head = n;
+    else p.readyNext = n;
+    if (n === undefined) this.tail = p;
+    else n.readyPrev = p;
+    c.readyQueued = false;
+    c.readyPrev = undefined;
+    c.readyNext = undefined;
+    this.size--;
+  }
+
+  clear(): void {
+    for (let c = this.head; c !== undefined; ) {
+      const n = c.readyNext;
+      c.readyQueued = false;
+      c.readyPrev = undefined;
+      c.readyNext = undefined;
+      c = n;
+    }
+    this.head = undefined;
+    this.tail = undefined;
+    this.size = 0;
+  }
+}
+
 export class VsockMuxer {
   private readonly conns = new Map<number, Connection>(); // by id
   private readonly ports = new Map<number, Map<number, Connection>>(); // host port → guest port → conn
   /** connections with a packet for the guest, in round-robin order */
-  private readonly ready = new Set<Connection>();
+  private readonly ready = new ReadyList();
   /** connections whose host bytes reached the guest but were not acked yet */
-  private readonly toAck = new Set<Connection>();
+  private readonly toAck: Connection[] = []; // each at most once (Connection.ackQueued)
   private rsts: RstReply[] = [];
   private rstHead = 0;
   private nextDeviceId = 2;
   private nextHostPort = EPHEMERAL_BASE;
+  /** the header of the packet being written; src_cid and dst_cid never change, so they are set once */
   private readonly hdrBuf = new Uint8Array(VSOCK_HDR_SIZE);
   private readonly hdrView = new DataView(this.hdrBuf.buffer);
 
@@ -87,7 +142,7 @@ export class VsockMuxer {
   };
 
   constructor(
-    private readonly guestCid: bigint,
+    guestCid: bigint,
     private readonly send: (m: DeviceToHost) => void,
     /** called when a timer made packets for the guest (the device fills rx buffers) */
     private readonly kick: () => void,
@@ -98,6 +153,8 @@ export class VsockMuxer {
     this.closeTimeoutMs = opts.closeTimeoutMs ?? 2000;
     this.bufAlloc = opts.bufAlloc ?? VSOCK_BUF_ALLOC;
     this.hostWindow = opts.hostWindow ?? VSOCK_HOST_WINDOW;
+    this.hdrView.setBigUint64(0, BigInt(VMADDR_CID_HOST), true); // src_cid
+    this.hdrView.setBigUint64(8, guestCid, true); // dst_cid
   }
 
   get connectionCount(): number {
@@ -272,7 +329,7 @@ export class VsockMuxer {
           // nobody will read these (not connected, host half-closed, or the guest stopped reading)
           this.counters.hostBytesDropped += m.data.length;
           conn.unacked += m.data.length;
-          this.toAck.add(conn);
+          this.queueAck(conn);
           return;
         }
         conn.toGuest.push(m.data);
@@ -328,10 +385,11 @@ export class VsockMuxer {
   // ---- rx: packets for the guest -------------------------------------------------------------------------
 
   /**
-   * Write the next packet owed to the guest into an rx chain of at least VSOCK_HDR_SIZE writable bytes.
+   * Write the next packet owed to the guest into an rx chain of at least VSOCK_HDR_SIZE writable bytes: the
+   * header, then the payload copied straight from the host's chunks into guest memory (one copy).
    * Returns the bytes written, or 0 when nothing fits (the chain then goes back empty).
    */
-  writeNext(w: ChainWriter): number {
+  writeNext(w: ByteSink): number {
     const room = w.remaining - VSOCK_HDR_SIZE;
     if (room < 0) return 0;
     if (this.rstHead < this.rsts.length) {
@@ -344,13 +402,11 @@ export class VsockMuxer {
       this.counters.rstSent++;
       return this.emit(w, r.hostPort, r.guestPort, r.type, VsockOp.RST, 0, 0, 0, 0, undefined);
     }
-    const it = this.ready.values().next();
-    if (it.done === true) return 0;
-    const conn = it.value;
+    const conn = this.ready.first();
+    if (conn === undefined) return 0;
     this.ready.delete(conn);
     let op: number;
     let flags = 0;
-    let payload: Uint8Array[] | undefined;
     let len = 0;
     if ((conn.pending & Pending.REQUEST) !== 0) {
       op = VsockOp.REQUEST;
@@ -361,9 +417,8 @@ export class VsockMuxer {
     } else if (conn.canSendData() && room > 0) {
       op = VsockOp.RW;
       len = conn.nextDataLen(room);
-      payload = conn.toGuest.take(len);
       conn.sent(len);
-      this.toAck.add(conn);
+      this.queueAck(conn);
       this.counters.rxBytes += len;
       conn.pending &= ~Pending.CREDIT_UPDATE; // this header carries the same credit info
     } else if ((conn.pending & Pending.CREDIT_UPDATE) !== 0) {
@@ -380,13 +435,14 @@ export class VsockMuxer {
       return 0;
     }
     conn.lastFwdCntSent = conn.fwdCnt;
-    const n = this.emit(w, conn.hostPort, conn.guestPort, VSOCK_TYPE_STREAM, op, flags, conn.bufAlloc, conn.fwdCnt, len, payload);
+    const n = this.emit(w, conn.hostPort, conn.guestPort, VSOCK_TYPE_STREAM, op, flags, conn.bufAlloc, conn.fwdCnt, len, conn);
     this.schedule(conn);
     return n;
   }
 
+  /** Write a header (and, for RW, `len` bytes of `from`'s queued host data) into `w`. */
   private emit(
-    w: ChainWriter,
+    w: ByteSink,
     hostPort: number,
     guestPort: number,
     type: number,
@@ -395,11 +451,9 @@ export class VsockMuxer {
     bufAlloc: number,
     fwdCnt: number,
     len: number,
-    payload: Uint8Array[] | undefined,
+    from: Connection | undefined,
   ): number {
-    const v = this.hdrView;
-    v.setBigUint64(0, BigInt(VMADDR_CID_HOST), true); // src_cid
-    v.setBigUint64(8, this.guestCid, true); // dst_cid
+    const v = this.hdrView; // src_cid and dst_cid: set in the constructor
     v.setUint32(16, hostPort, true);
     v.setUint32(20, guestPort, true);
     v.setUint32(24, len, true);
@@ -410,18 +464,27 @@ export class VsockMuxer {
     v.setUint32(40, fwdCnt, true);
     const start = w.written;
     w.write(this.hdrBuf);
-    if (payload !== undefined) for (const p of payload) w.write(p);
+    if (from !== undefined && len > 0) from.toGuest.writeTo(w, len);
     this.counters.rxPackets++;
     return w.written - start;
   }
 
   /** Tell the host how many of its bytes reached the guest (one message per connection per batch). */
   flushAcks(): void {
-    for (const c of this.toAck) {
-      if (c.unacked > 0) this.send({ t: 'acked', id: c.id, n: c.unacked });
+    const q = this.toAck;
+    if (q.length === 0) return;
+    for (const c of q) {
+      c.ackQueued = false;
+      if (c.unacked > 0) this.send({ t: 'acked', id: c.id, n: c.unacked }); // 0 when removed meanwhile
       c.unacked = 0;
     }
-    this.toAck.clear();
+    q.length = 0;
+  }
+
+  private queueAck(conn: Connection): void {
+    if (conn.ackQueued) return;
+    conn.ackQueued = true;
+    this.toAck.push(conn);
   }
 
   // ---- lifecycle -------------------------------------------------------------------------------------------
@@ -430,13 +493,15 @@ export class VsockMuxer {
   resetAll(reason: VsockCloseReason): void {
     for (const c of this.conns.values()) {
       if (c.timer !== undefined) clearTimeout(c.timer);
+      c.live = false;
       this.counters.connectionsClosed++;
       this.send({ t: 'closed', id: c.id, reason });
     }
     this.conns.clear();
     this.ports.clear();
     this.ready.clear();
-    this.toAck.clear();
+    for (const c of this.toAck) c.ackQueued = false;
+    this.toAck.length = 0;
     this.rsts = [];
     this.rstHead = 0;
   }
@@ -451,6 +516,7 @@ export class VsockMuxer {
   }
 
   private add(conn: Connection): void {
+    conn.live = true;
     this.conns.set(conn.id, conn);
     let m = this.ports.get(conn.hostPort);
     if (m === undefined) {
@@ -465,6 +531,7 @@ export class VsockMuxer {
   private remove(conn: Connection, reason: VsockCloseReason): void {
     if (conn.timer !== undefined) clearTimeout(conn.timer);
     conn.timer = undefined;
+    conn.live = false;
     this.conns.delete(conn.id);
     const m = this.ports.get(conn.hostPort);
     if (m !== undefined) {
@@ -477,8 +544,7 @@ export class VsockMuxer {
       conn.unacked += conn.toGuest.clear();
     }
     if (conn.unacked > 0) this.send({ t: 'acked', id: conn.id, n: conn.unacked });
-    conn.unacked = 0;
-    this.toAck.delete(conn);
+    conn.unacked = 0; // flushAcks() skips it if it is still queued there
     this.counters.connectionsClosed++;
     this.send({ t: 'closed', id: conn.id, reason });
   }
@@ -511,13 +577,13 @@ export class VsockMuxer {
     if (n > 0) {
       this.counters.hostBytesDropped += n;
       conn.unacked += n;
-      this.toAck.add(conn);
+      this.queueAck(conn);
     }
   }
 
   /** Put the connection in (or out of) the rx round-robin according to what it owes the guest. */
   private schedule(conn: Connection): void {
-    if (this.conns.get(conn.id) === conn && conn.hasSendable()) this.ready.add(conn);
+    if (conn.live && conn.hasSendable()) this.ready.add(conn);
     else this.ready.delete(conn);
   }
 

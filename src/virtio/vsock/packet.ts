@@ -3,7 +3,7 @@
 // (DESIGN decision 5). Every field is guest-controlled; nothing here trusts one.
 
 import type { GuestMemory } from '../../memory/guest-memory.js';
-import { ChainReader, type Descriptor } from '../queue.js';
+import { CheckedChain, type Descriptor } from '../queue.js';
 
 /** sizeof(struct virtio_vsock_hdr): packed, little-endian (virtio_vsock.h). */
 export const VSOCK_HDR_SIZE = 44;
@@ -142,38 +142,81 @@ export class PayloadTooLarge extends VsockPacketError {
 
 // ---- encode / decode ----------------------------------------------------------------------------------------
 
+// Byte-wise little-endian access: a DataView over a small array would make V8 materialize its ArrayBuffer
+// (an off-heap allocation costing far more than the header itself), and headers pass here once per packet.
+
+function u16(b: Uint8Array, o: number): number {
+  return b[o]! | (b[o + 1]! << 8);
+}
+
+function u32(b: Uint8Array, o: number): number {
+  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
+}
+
+function u64(b: Uint8Array, o: number): bigint {
+  const lo = u32(b, o);
+  const hi = u32(b, o + 4);
+  return hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) | BigInt(lo);
+}
+
+function put16(b: Uint8Array, o: number, v: number): void {
+  b[o] = v & 0xff;
+  b[o + 1] = (v >>> 8) & 0xff;
+}
+
+function put32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v & 0xff;
+  b[o + 1] = (v >>> 8) & 0xff;
+  b[o + 2] = (v >>> 16) & 0xff;
+  b[o + 3] = (v >>> 24) & 0xff;
+}
+
+function put64(b: Uint8Array, o: number, v: bigint): void {
+  if (v >= 0n && v <= 0xffff_ffffn) {
+    put32(b, o, Number(v)); // CIDs are u32 in Linux: the common case, with no bigint arithmetic
+    put32(b, o + 4, 0);
+    return;
+  }
+  put32(b, o, Number(BigInt.asUintN(32, v)));
+  put32(b, o + 4, Number(BigInt.asUintN(32, v >> 32n)));
+}
+
 /** Decode a 44-byte little-endian header (virtio_vsock.h field order). */
 export function decodeHeader(b: Uint8Array): VsockHeader {
-  const v = new DataView(b.buffer, b.byteOffset, VSOCK_HDR_SIZE);
+  if (b.length < VSOCK_HDR_SIZE) throw new RangeError(`a vsock header needs ${String(VSOCK_HDR_SIZE)} bytes, got ${String(b.length)}`);
   return {
-    srcCid: v.getBigUint64(0, true),
-    dstCid: v.getBigUint64(8, true),
-    srcPort: v.getUint32(16, true),
-    dstPort: v.getUint32(20, true),
-    len: v.getUint32(24, true),
-    type: v.getUint16(28, true),
-    op: v.getUint16(30, true),
-    flags: v.getUint32(32, true),
-    bufAlloc: v.getUint32(36, true),
-    fwdCnt: v.getUint32(40, true),
+    srcCid: u64(b, 0),
+    dstCid: u64(b, 8),
+    srcPort: u32(b, 16),
+    dstPort: u32(b, 20),
+    len: u32(b, 24),
+    type: u16(b, 28),
+    op: u16(b, 30),
+    flags: u32(b, 32),
+    bufAlloc: u32(b, 36),
+    fwdCnt: u32(b, 40),
   };
 }
 
 /** Encode a header into `out` (at least 44 bytes). */
 export function encodeHeader(h: VsockHeader, out: Uint8Array = new Uint8Array(VSOCK_HDR_SIZE)): Uint8Array {
-  const v = new DataView(out.buffer, out.byteOffset, VSOCK_HDR_SIZE);
-  v.setBigUint64(0, h.srcCid, true);
-  v.setBigUint64(8, h.dstCid, true);
-  v.setUint32(16, h.srcPort, true);
-  v.setUint32(20, h.dstPort, true);
-  v.setUint32(24, h.len, true);
-  v.setUint16(28, h.type, true);
-  v.setUint16(30, h.op, true);
-  v.setUint32(32, h.flags, true);
-  v.setUint32(36, h.bufAlloc, true);
-  v.setUint32(40, h.fwdCnt, true);
+  if (out.length < VSOCK_HDR_SIZE) throw new RangeError(`a vsock header needs ${String(VSOCK_HDR_SIZE)} bytes, got ${String(out.length)}`);
+  put64(out, 0, h.srcCid);
+  put64(out, 8, h.dstCid);
+  put32(out, 16, h.srcPort);
+  put32(out, 20, h.dstPort);
+  put32(out, 24, h.len);
+  put16(out, 28, h.type);
+  put16(out, 30, h.op);
+  put32(out, 32, h.flags);
+  put32(out, 36, h.bufAlloc);
+  put32(out, 40, h.fwdCnt);
   return out;
 }
+
+const HOST_CID = BigInt(VMADDR_CID_HOST);
+/** the header being parsed: copied out of guest memory once, so the guest cannot change it after the checks */
+const hdrCopy = new Uint8Array(VSOCK_HDR_SIZE);
 
 /**
  * Parse a tx chain into a packet, or say why not (returned, not thrown: a hostile guest makes this the
@@ -187,16 +230,48 @@ export function parseTxPacket(
   guestCid: bigint,
 ): TxPacket | VsockPacketError {
   for (const d of descs) if (d.writable) return new WritableDescriptorInTx();
-  const r = new ChainReader(mem, descs);
-  if (r.remaining < VSOCK_HDR_SIZE) return new HeaderTooShort(r.remaining);
-  const hdr = decodeHeader(r.readBytes(VSOCK_HDR_SIZE));
+  const c = new CheckedChain(Math.max(1, descs.length));
+  for (const d of descs) c.push(d.addr, d.len, false);
+  return parseTxChain(mem, c, guestCid);
+}
+
+/** parseTxPacket() for a chain SplitQueue.walk() checked (the device's path: no per-descriptor objects). */
+export function parseTxChain(mem: GuestMemory, c: CheckedChain, guestCid: bigint): TxPacket | VsockPacketError {
+  if (c.firstWritable < c.count) return new WritableDescriptorInTx();
+  const readable = c.readableBytes;
+  if (readable < VSOCK_HDR_SIZE) return new HeaderTooShort(readable);
+  // BOUNDS (both loops): every [addr, addr+len) was checked against guest RAM by the chain walk
+  let i = 0;
+  let off = 0; // into descriptor i
+  for (let pos = 0; pos < VSOCK_HDR_SIZE; ) {
+    const take = Math.min(c.len[i]! - off, VSOCK_HDR_SIZE - pos);
+    if (take > 0) hdrCopy.set(mem.slice(c.addr[i]! + off, take), pos);
+    pos += take;
+    off += take;
+    if (off === c.len[i]!) {
+      i++;
+      off = 0;
+    }
+  }
+  const hdr = decodeHeader(hdrCopy);
   if (hdr.srcCid !== guestCid) return new BadSrcCid(hdr, guestCid); // virtio 1.2 §5.10.6.3
-  if (hdr.dstCid !== BigInt(VMADDR_CID_HOST)) return new BadDstCid(hdr);
+  if (hdr.dstCid !== HOST_CID) return new BadDstCid(hdr);
   if (hdr.type !== VSOCK_TYPE_STREAM) return new UnsupportedType(hdr); // virtio_transport_valid_type()
   if (hdr.op === VsockOp.INVALID || hdr.op > VsockOp.CREDIT_REQUEST) return new UnknownOp(hdr);
   if (hdr.op !== VsockOp.RW) return { hdr, payload: [] };
   // virtio_transport_common.c: a packet never carries more than VIRTIO_VSOCK_MAX_PKT_BUF_SIZE
-  if (hdr.len > VSOCK_MAX_PKT_PAYLOAD || hdr.len > r.remaining) return new PayloadTooLarge(hdr, r.remaining);
-  // BOUNDS: every descriptor range was checked against guest RAM by the chain iterator.
-  return { hdr, payload: hdr.len === 0 ? [] : r.views(hdr.len) };
+  const rest = readable - VSOCK_HDR_SIZE;
+  if (hdr.len > VSOCK_MAX_PKT_PAYLOAD || hdr.len > rest) return new PayloadTooLarge(hdr, rest);
+  const payload: Uint8Array[] = [];
+  for (let want = hdr.len; want > 0; ) {
+    const take = Math.min(c.len[i]! - off, want);
+    if (take > 0) payload.push(mem.slice(c.addr[i]! + off, take)); // zero-copy guest views
+    want -= take;
+    off += take;
+    if (off === c.len[i]!) {
+      i++;
+      off = 0;
+    }
+  }
+  return { hdr, payload };
 }
