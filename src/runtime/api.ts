@@ -30,7 +30,8 @@ import { appendLogRecord } from './log-record.js';
 import { applyAnnotations, ConfigError, loadConfig, type HypervisorSection, type RuntimeConfig } from './config.js';
 import { checkContainerId } from './container-id.js';
 import { call, execResult, psResult, type ControlRequest } from './control.js';
-import { readBundle, type OciProcess } from './bundle.js';
+import { readBundle, type Bundle, type OciProcess } from './bundle.js';
+import { guestSpec, netnsPrefix, networkNamespacePath, readPodNetwork } from './pod-network.js';
 import { RuntimeError } from './errors.js';
 import { launchFromConfig } from './launch.js';
 import { FILE_MODE, openPrivate, writePrivate } from './private-files.js';
@@ -223,15 +224,19 @@ async function spawnSandbox(
   sid: string,
   cfg: RuntimeConfig,
   hvSection: HypervisorSection,
-  cgroupsPath: string | undefined,
+  b: Bundle,
   signal: AbortSignal | undefined,
 ): Promise<void> {
+  const cgroupsPath = b.cgroupsPath;
+  // a pod network namespace (podman, CNI): the sandbox runs in it and the VM takes over its interface
+  const netns = networkNamespacePath(b.spec);
+  const network = netns !== undefined ? readPodNetwork(netns) : undefined;
   const choice = o.hypervisor ?? cfg.runtime.hypervisor;
   const { kernel, initrd } = await guestImages(hvSection, cfg.source, signal);
   // the virtio-fs share's bind mounts live in the sandbox's own mount namespace and vanish with it (shared-fs.ts)
-  const nsPrefix = hvSection.shared_fs === 'virtio-fs' ? [unshareBinary(), '--mount', '--propagation', 'private'] : [];
+  const nsPrefix = [...(hvSection.shared_fs === 'virtio-fs' ? [unshareBinary(), '--mount', '--propagation', 'private'] : []), ...(netns !== undefined ? netnsPrefix(netns) : [])];
   const tmp = mkdtempSync(join(tmpdir(), 'kata-ts-sb-'));
-  const launch = launchFromConfig(cfg, { root, sid, hypervisor: choice, hv: hvSection, kernel, initrd, tmpDir: tmp, logFormat: o.logFormat ?? 'text', launcherMountNs: mountNamespace(), ...(cgroupsPath ? { cgroupsPath } : {}) });
+  const launch = launchFromConfig(cfg, { root, sid, hypervisor: choice, hv: hvSection, kernel, initrd, tmpDir: tmp, logFormat: o.logFormat ?? 'text', launcherMountNs: mountNamespace(), ...(cgroupsPath ? { cgroupsPath } : {}), ...(network ? { network } : {}) });
 
   // sandbox.log is private like the rest of the state; a --log file of the caller's is created 0600 and
   // otherwise keeps its mode
@@ -355,9 +360,9 @@ async function createInternal(o: RuntimeOptions, id: string, a: CreateArgs, deta
     writeContainer(root, rec);
     saveHooks(root, id, b.hooks);
     signal?.throwIfAborted();
-    if (!joining) await spawnSandbox(o, root, sid, cfg, hvSection!, b.cgroupsPath, signal);
+    if (!joining) await spawnSandbox(o, root, sid, cfg, hvSection!, b, signal);
     const sock = controlSocketPath(root, sid);
-    const req: ControlRequest = { op: 'create', id, bundle: b.dir, rootfs: b.rootfs, spec: b.spec, annotations: b.annotations };
+    const req: ControlRequest = { op: 'create', id, bundle: b.dir, rootfs: b.rootfs, spec: guestSpec(b.spec), annotations: b.annotations };
     // an own sandbox is killed at once on an interruption; a joined one runs other containers, so its create
     // request is let finish and then undone below (a container it added later would come back)
     await (joining ? call(sock, req, 120_000) : unlessAborted(call(sock, req, 120_000), signal, () => interrupted(id, signal!)));

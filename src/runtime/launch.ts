@@ -4,11 +4,12 @@
 
 import type { HypervisorChoice } from '../hypervisor/factory.js';
 import type { HypervisorSection, RuntimeConfig } from './config.js';
+import type { PodNetwork } from './pod-network.js';
 import type { LogFormat } from './log.js';
 
 /** configuration.toml shared_fs: Kata's key ("virtio-fs", or "none" for a disk image copy per container) */
 export type SharedFsKind = 'virtio-fs' | 'none';
-import { int, nonEmptyString, object, oneOf, optional, parseJson, string, type Check } from './validate.js';
+import { define, fail, int, nonEmptyString, object, oneOf, optional, parseJson, string, type Check } from './validate.js';
 
 /** What a Sandbox (sandbox.ts) needs to boot its VM and keep its state. */
 export interface SandboxSettings {
@@ -26,6 +27,8 @@ export interface SandboxSettings {
   memoryMiB: number;
   /** how container rootfs reach the guest (configuration.toml shared_fs; sandbox.ts) */
   sharedFs: SharedFsKind;
+  /** the pod's network namespace interface the VM takes over (pod-network.ts); the sandbox runs in that netns */
+  network?: PodNetwork;
   /** linux.cgroupsPath of the sandbox's first container: the sandbox process joins it first (host/cgroup.ts) */
   cgroupsPath?: string;
   /** the mount namespace of the process that started the sandbox's (/proc/self/ns/mnt): with virtio-fs, the
@@ -50,6 +53,12 @@ export interface SandboxLaunch extends SandboxSettings {
 }
 
 const positive = int(1);
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/** A string matching `re` exactly. */
+function pattern(re: RegExp, expected: string): Check<string> {
+  return define(expected, (v, p) => (typeof v === 'string' && re.test(v) ? v : fail(p, expected, v)));
+}
 
 export const sandboxLaunch: Check<SandboxLaunch> = object({
   root: nonEmptyString,
@@ -64,6 +73,17 @@ export const sandboxLaunch: Check<SandboxLaunch> = object({
   sharedFs: oneOf('virtio-fs', 'none'),
   launcherMountNs: optional(string),
   cgroupsPath: optional(nonEmptyString),
+  // these reach the guest kernel's command line (ip=): each is checked to its exact form
+  network: optional(
+    object({
+      netns: nonEmptyString,
+      ifname: pattern(/^[A-Za-z0-9_.-]{1,15}$/, 'an interface name'),
+      mac: pattern(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/, 'a MAC address (aa:bb:cc:dd:ee:ff)'),
+      address: pattern(IPV4, 'an IPv4 address'),
+      prefixLen: int(0, 32),
+      gateway: optional(pattern(IPV4, 'an IPv4 address')),
+    }),
+  ),
   // virtio-blk names vda..vdz (rootfs-image.ts guestDisk)
   slots: int(0, 26),
   slotSizeMiB: positive,
@@ -93,6 +113,7 @@ export interface LaunchPlace {
   /** the launcher's mount namespace (virtio-fs needs the sandbox in another one) */
   launcherMountNs?: string;
   cgroupsPath?: string;
+  network?: PodNetwork;
 }
 
 /** A sandbox's launch settings from configuration.toml: the CLI's sandbox process and the shim both use it. */
@@ -111,6 +132,7 @@ export function launchFromConfig(cfg: RuntimeConfig, p: LaunchPlace): SandboxLau
     sharedFs: hv.shared_fs,
     ...(p.launcherMountNs ? { launcherMountNs: p.launcherMountNs } : {}),
     ...(p.cgroupsPath ? { cgroupsPath: p.cgroupsPath } : {}),
+    ...(p.network ? { network: p.network } : {}),
     slots: hv.shared_fs === 'none' ? 1 + cfg.runtime.spare_block_devices : 0,
     slotSizeMiB: cfg.runtime.spare_block_size,
     consoleLogMaxMiB: hv.console_log_max_mib,

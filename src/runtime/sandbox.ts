@@ -33,6 +33,7 @@ import { RuntimeError } from './errors.js';
 import type { SandboxSettings } from './launch.js';
 import type { RuntimeLogger } from './log.js';
 import { listenPrivate, makePrivateDirs, openPrivate } from './private-files.js';
+import { connectTap, disconnectTap, kernelIpArg, POD_TAP } from './pod-network.js';
 import { guestDisk, mkfsExt4, type ImageBuilder } from './rootfs-image.js';
 import { GUEST_SHARED, SHARE_TAG, SharedFs, type MountOps } from './shared-fs.js';
 import { containerDir, controlSocketPath, processStart, readContainer, removeDir, sandboxPath, statePath, writeContainer, writeSandbox } from './state.js';
@@ -108,6 +109,7 @@ export class Sandbox {
   private shared: SharedFs | undefined;
   private readonly cgroups: CgroupOps;
   private cgroupDirs: string[] = [];
+  private tapConnected = false;
   private readonly containers = new Map<string, Container>();
   private readonly slotsUsed = new Set<number>();
   private agentClient: AgentClient | undefined;
@@ -196,6 +198,12 @@ export class Sandbox {
     }
     const hv = this.hv;
     const devices: DeviceSpec[] = [{ kind: 'vsock', cid: 3 }, ...Array.from({ length: st.slots }, (_, i) => ({ kind: 'blk' as const, path: this.disk(i), readOnly: false }))];
+    let cmdline = st.cmdline;
+    if (st.network) {
+      // the pod's interface: its MAC for the NIC, its address for the guest kernel (pod-network.ts)
+      devices.push({ kind: 'net', tap: POD_TAP, mac: st.network.mac });
+      cmdline = `${cmdline} ${kernelIpArg(st.network)}`;
+    }
     if (st.sharedFs === 'virtio-fs') {
       const shared = (this.shared = SharedFs.open(join(this.dir, 'shared'), st.launcherMountNs, this.mountOps));
       devices.push({ kind: 'fs', sharedDir: shared.hostDir, tag: SHARE_TAG });
@@ -207,12 +215,20 @@ export class Sandbox {
     const consoleLog = (this.consoleLog = new ConsoleRing(join(this.dir, 'console.log'), st.consoleLogMaxMiB * 1024 * 1024, (e) =>
       this.log.error('console.log write failed; the guest console is no longer logged', { error: e.message }),
     ));
+    if (st.network) {
+      this.tapConnected = true; // what connectTap made before it failed is undone too
+      try {
+        connectTap(st.network.ifname);
+      } catch (e) {
+        throw new RuntimeError('INTERNAL', `cannot connect the VM to the pod network ${st.network.netns}: ${(e as Error).message}`);
+      }
+    }
     let kernelStarted = false;
     hv.on('log', (l: string) => this.log.info(l));
     await hv.createVm({
       kernelPath: st.kernel,
       initrdPath: st.initrd,
-      cmdline: st.cmdline,
+      cmdline,
       vcpus: st.vcpus,
       memoryMiB: st.memoryMiB,
       devices,
@@ -558,6 +574,7 @@ export class Sandbox {
   private removeFiles(): void {
     const { root, slots, tmpDir } = this.settings;
     this.consoleLog?.close();
+    if (this.tapConnected && this.settings.network) disconnectTap(this.settings.network.ifname);
     rmSync(controlSocketPath(root, this.id), { force: true });
     for (let i = 0; i < slots; i++) rmSync(this.disk(i), { force: true });
     rmSync(sandboxPath(root, this.id), { force: true });

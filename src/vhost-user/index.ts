@@ -56,10 +56,11 @@ export async function startVhostUserBackend(o: VhostUserBackendOptions): Promise
     case 'blk':
     case 'rng':
     case 'fs':
+    case 'net':
       device = createDevice(o.spec);
       break;
     default:
-      throw new UnsupportedVhostUserDevice(`vhost-user serves blk, vsock, rng and fs devices, not '${o.spec.kind}'`);
+      throw new UnsupportedVhostUserDevice(`vhost-user serves blk, vsock, rng, fs and net devices, not '${o.spec.kind}'`);
   }
   let server: VhostUserServer;
   try {
