@@ -8,6 +8,7 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -318,7 +319,10 @@ void Agent::on_sigchld() {
 
 int Agent::run() {
   std::string err;
-  if (!mkdir_p(opt_.state_dir + "/containers", 0700) || !mkdir_p(runc_.root, 0700)) {
+  // the state dir itself only traversable (0711): a user-namespaced container's mapped root must reach its
+  // rootfs beneath it (shared/<id>/rootfs); the bundles and runc's state below stay 0700
+  if (!mkdir_p(opt_.state_dir, 0711) || chmod(opt_.state_dir.c_str(), 0711) != 0 || !mkdir_p(opt_.state_dir + "/containers", 0700) ||
+      !mkdir_p(runc_.root, 0700)) {
     log_error("cannot create state directory " + opt_.state_dir + ": " + errno_text(errno));
     return 1;
   }

@@ -10,7 +10,7 @@
 // sandbox leaves none behind. Nothing here is ever removed recursively while a mount is beneath it: the user's
 // rootfs is on the other side.
 
-import { closeSync, lstatSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, lstatSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { bindMount, privateMountNamespace, unmountBeneath, type BindOptions } from '../host/mounts.js';
 import { isValidId } from './container-id.js';
@@ -46,6 +46,14 @@ export interface SharedContainer {
   spec: Record<string, unknown>;
 }
 
+/**
+ * The share's own directories are 0711: the guest sees their modes, and a user-namespaced container's mapped
+ * root must pass them to reach its rootfs. Nobody else on the host reaches them (the sandbox dir is 0700).
+ */
+function traversable(dir: string): void {
+  chmodSync(dir, 0o711);
+}
+
 function isBindMount(m: SpecMount): boolean {
   const opts = Array.isArray(m.options) ? m.options : [];
   return m.type === 'bind' || opts.includes('bind') || opts.includes('rbind');
@@ -66,6 +74,7 @@ export class SharedFs {
       throw new RuntimeError('INTERNAL', 'shared_fs = "virtio-fs" needs the sandbox process in a private mount namespace (it is started under `unshare --mount`): set shared_fs = "none" to share rootfs as disk images');
     }
     makePrivateDirs(hostDir);
+    traversable(hostDir);
     return new SharedFs(hostDir, ops ?? HOST_MOUNTS);
   }
 
@@ -82,6 +91,7 @@ export class SharedFs {
   shareContainer(cid: string, rootfs: string, spec: Record<string, unknown>): SharedContainer {
     const dir = this.containerDir(cid);
     makePrivateDir(dir, true);
+    traversable(dir);
     try {
       const root = spec['root'] as { readonly?: unknown } | undefined;
       makePrivateDir(join(dir, 'rootfs'));
@@ -113,7 +123,7 @@ export class SharedFs {
     } catch (e) {
       throw new RuntimeError('INVALID', `config.json mounts[${i}]: the host path ${source} cannot be shared (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): create it or remove the mount`);
     }
-    makePrivateDir(join(dir, 'mounts'));
+    if (makePrivateDir(join(dir, 'mounts'))) traversable(join(dir, 'mounts'));
     const target = join(dir, 'mounts', String(i));
     if (isDir) makePrivateDir(target);
     else closeSync(openPrivate(target, 'w'));

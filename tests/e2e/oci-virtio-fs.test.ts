@@ -3,7 +3,8 @@
 // host directory, a read-only bind stays read-only, more containers join one sandbox than the old disk slots
 // allowed, and shared_fs = "none" still copies the rootfs into a disk image.
 
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { RUNTIMES, cli, e2eSkipReason, pidsMentioning, waitStatus, workdir, type Runtime } from '../helpers/oci-harness.js';
@@ -91,4 +92,27 @@ t.test('shared_fs = "none": the rootfs is a copy on a disk image', { skip, timeo
   t.equal(r.stdout.trim(), 'ext4', 'the container root is the ext4 disk image');
   t.notOk(existsSync(join(bundle, 'rootfs', 'written.txt')), 'the write stayed in the copy');
   t.same(w.leftovers('kata'), [], 'nothing left under --root');
+});
+
+t.test('a container with a user namespace reaches its shared rootfs (kata-ts and runc)', { skip, timeout: TIMEOUT }, async (t) => {
+  const w = workdir(t);
+  chmodSync(w.dir, 0o711); // runc's mapped root must pass the bundle's parents on the host too
+  const res: Record<Runtime, unknown> = { kata: undefined, runc: undefined };
+  for (const rt of RUNTIMES) {
+    const bundle = w.bundle(`u-${rt}`, ['sh', '-c', 'id -u; cat /proc/self/uid_map; echo ok > /tmp/in-userns && cat /tmp/in-userns'], (s) => {
+      const linux = s['linux'] as Record<string, unknown>;
+      (linux['namespaces'] as unknown[]).push({ type: 'user' });
+      linux['uidMappings'] = [{ containerID: 0, hostID: 100000, size: 65536 }];
+      linux['gidMappings'] = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    });
+    // the mapped root owns the rootfs, as a user-namespaced container's files are owned
+    const chown = spawnSync('chown', ['-R', '100000:100000', join(bundle, 'rootfs')]);
+    t.equal(chown.status, 0, 'chown the rootfs to the mapped root');
+    const r = await cli(w, rt, ['run', '--bundle', bundle, `userns-${rt}`]);
+    t.equal(r.code, 0, `${rt} run: ${r.stderr}`);
+    const out = r.stdout.replace(/[ \t]+/g, ' ').trim();
+    t.equal(out, '0\n 0 100000 65536\nok'.replace(/[ \t]+/g, ' '), `${rt}: root inside, mapped to 100000 outside, and it writes its rootfs`);
+    res[rt] = [r.code, out];
+  }
+  t.same(res.kata, res.runc, 'kata-ts and runc agree');
 });
