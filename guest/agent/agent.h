@@ -3,6 +3,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -77,6 +78,9 @@ struct Container {
   std::vector<Waiter> remove_waiters;
   int remove_timer = -1;
   uint64_t remove_timer_tok = 0;
+  // OOM watching (oom.cc): an inotify watch on the cgroup's memory.events, and its last oom_kill count
+  int oom_wd = -1;
+  uint64_t oom_kills = 0;
 };
 
 struct Reply { int32_t code = ttrpc::OK; std::string message, payload; bool deferred = false; };
@@ -127,7 +131,17 @@ class Agent {
   Reply tty_win_resize(const std::string& payload);
   Reply close_stdin(const std::string& payload);
   Reply pause_container(const std::string& payload, bool pause);
+  Reply update_container(const std::string& payload);
+  Reply get_oom_event(uint64_t conn, uint32_t stream, const std::string& payload);
   Reply guest_details();
+
+  // OOM events (oom.cc): cgroup v2 memory.events "oom_kill" of each container, watched with inotify
+  void oom_init();                         // the inotify fd, on the loop
+  void oom_watch(Container& c);            // after create: watch <cgroup>/memory.events, read its count
+  void oom_unwatch(Container& c);
+  void oom_check(Container& c);            // reads the count; queues an event when it grew
+  void on_inotify();
+  void oom_queue(const std::string& container_id);
 
   // Looks up a container (and a process in it); fills r with INVALID_ARGUMENT / NOT_FOUND on failure.
   Container* find_container(const std::string& id, Reply& r);
@@ -147,6 +161,10 @@ class Agent {
   std::unordered_map<pid_t, Process*> by_pid_;
   std::map<pid_t, int> orphan_exits_;  // exits reaped before their pid file was read
   std::vector<std::string> sandbox_mounts_;
+  int inotify_fd_ = -1;
+  std::unordered_map<int, std::string> oom_wds_;  // inotify watch descriptor → container id
+  std::deque<std::string> oom_events_;           // OOM events no GetOOMEvent has taken yet
+  std::vector<Waiter> oom_waiters_;              // pending GetOOMEvent calls
   std::string runc_version_;
   uint32_t stdio_port_ = 1025;
   int console_seq_ = 0;

@@ -211,6 +211,10 @@ void Agent::process_exited(Process& p, int status) {
   by_pid_.erase(p.pid);
   log_info("process " + p.container_id + (p.exec_id.empty() ? "" : "/" + p.exec_id) + " (pid " + std::to_string(p.pid) +
            ") exited: status 0x" + [&] { char b[16]; snprintf(b, sizeof b, "%x", status); return std::string(b); }());
+  // An OOM kill is reported before the exit it caused (agent.proto GetOOMEvent): the count is read now, not
+  // only when inotify's notification comes round, which may be after this exit in the same epoll batch.
+  auto owner = containers_.find(p.container_id);
+  if (owner != containers_.end()) oom_check(*owner->second);
   Reply r;
   fill_wait(p, r);
   std::vector<Waiter> ws;
@@ -274,6 +278,7 @@ Reply Agent::destroy_sandbox(uint64_t conn, uint32_t stream) {
   const int devnull[3] = {-1, -1, -1};
   for (auto& kv : containers_) {
     Container& c = *kv.second;
+    oom_unwatch(c);
     if (c.init && c.init->pid > 0 && !c.init->exited) kill(c.init->pid, SIGKILL);
     RuncResult rr = runc_.run({"delete", "--force", c.id}, devnull, "", kRuncTimeoutMs);
     if (!rr.ok) log_warn(rr.error);
@@ -359,6 +364,7 @@ Reply Agent::create_container(const std::string& payload) {
       c->cgroup = cg.substr(at + 3, e == std::string::npos ? std::string::npos : e - at - 3);
     }
   }
+  oom_watch(*c);
   log_info("created container " + c->id + " (init pid " + std::to_string(c->init->pid) + (terminal ? ", terminal" : "") + ")");
   std::string id = c->id;
   containers_[id] = std::move(c);
@@ -421,6 +427,8 @@ Reply Agent::remove_container(uint64_t conn, uint32_t stream, const std::string&
 
 void Agent::finish_remove(Container& c) {
   if (c.remove_timer >= 0) { loop.del(c.remove_timer_tok); close_fd(c.remove_timer); }
+  oom_check(c);  // a kill whose notification is still on its way (runc delete removes the cgroup)
+  oom_unwatch(c);
   const int devnull[3] = {-1, -1, -1};
   RuncResult rr = runc_.run({"delete", "--force", c.id}, devnull, "", kRuncTimeoutMs);
   if (!rr.ok) log_warn("remove " + c.id + ": " + rr.error);
@@ -540,6 +548,30 @@ Reply Agent::pause_container(const std::string& payload, bool pause) {
   if (!rr.ok) return fail(ttrpc::INTERNAL, rr.error);
   c->paused = pause;
   log_info(std::string(pause ? "paused" : "resumed") + " container " + c->id);
+  return ok();
+}
+
+// UpdateContainer: `runc update --resources FILE ID`; runc reads an OCI LinuxResources object from the file and
+// writes the cgroup files of what it sets (memory.max, pids.max, cpu.max, cpu.weight, ...).
+Reply Agent::update_container(const std::string& payload) {
+  Reply r;
+  msg::UpdateContainerRequest m;
+  if (!decode_req(payload, m, "UpdateContainerRequest", r)) return r;
+  Container* c = find_container(m.container_id, r);
+  if (!c) return r;
+  json::Value res;
+  std::string err;
+  if (!json::parse(m.resources_json, res, err) || res.kind != json::Value::Kind::Object)
+    return fail(ttrpc::INVALID_ARGUMENT, "resources_json is not a JSON object: " + (err.empty() ? "wrong type" : err));
+  if (c->state == Container::State::Stopped || c->removing || !c->init || c->init->exited)
+    return fail(ttrpc::FAILED_PRECONDITION, "container " + c->id + " is not running: no cgroup to update");
+  std::string path = c->bundle + "/resources.json";
+  if (!write_file(path, json::serialize(res), err)) return fail(ttrpc::INTERNAL, err);
+  const int devnull[3] = {-1, -1, -1};
+  RuncResult rr = runc_.run({"update", "--resources", path, c->id}, devnull, "", kRuncTimeoutMs);
+  unlink(path.c_str());
+  if (!rr.ok) return fail(ttrpc::INTERNAL, rr.error);
+  log_info("updated the resources of container " + c->id);
   return ok();
 }
 

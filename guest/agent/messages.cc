@@ -129,6 +129,14 @@ bool decode(std::string_view d, TtyWinResizeRequest& m, std::string& err) {
   });
 }
 
+bool decode(std::string_view d, UpdateContainerRequest& m, std::string& err) {
+  return each(d, err, [&](const pb::Field& f) {
+    if (f.number == 1) return pb::get_string(f, m.container_id, err, kMaxString);
+    if (f.number == 2) return pb::get_string(f, m.resources_json, err, kMaxJson);
+    return true;
+  });
+}
+
 bool decode(std::string_view d, StdioStreamHeader& m, std::string& err) {
   return each(d, err, [&](const pb::Field& f) {
     switch (f.number) {
@@ -186,6 +194,12 @@ std::string encode_stdio_ack(uint32_t code, std::string_view message) {
   pb::Writer w;
   w.uint64(1, code);
   w.string(2, message);
+  return w.take();
+}
+
+std::string encode_oom_event(std::string_view container_id) {
+  pb::Writer w;
+  w.string(1, container_id);
   return w.take();
 }
 

@@ -31,6 +31,7 @@ struct ExecProcessRequest { std::string container_id, exec_id, process_json; };
 struct SignalProcessRequest { std::string container_id, exec_id; uint32_t signal = 0; bool all = false; };
 struct ProcessRequest { std::string container_id, exec_id; };      // WaitProcess, CloseStdin
 struct TtyWinResizeRequest { std::string container_id, exec_id; uint32_t rows = 0, columns = 0; };
+struct UpdateContainerRequest { std::string container_id, resources_json; };
 
 enum StreamKind : uint32_t { STREAM_UNSPECIFIED = 0, STDIN = 1, STDOUT = 2, STDERR = 3 };
 struct StdioStreamHeader { std::string container_id, exec_id; uint32_t kind = 0; };
@@ -54,8 +55,10 @@ bool decode(std::string_view d, ExecProcessRequest& m, std::string& err);
 bool decode(std::string_view d, SignalProcessRequest& m, std::string& err);
 bool decode(std::string_view d, ProcessRequest& m, std::string& err);
 bool decode(std::string_view d, TtyWinResizeRequest& m, std::string& err);
+bool decode(std::string_view d, UpdateContainerRequest& m, std::string& err);
 bool decode(std::string_view d, StdioStreamHeader& m, std::string& err);
-// Messages whose content the agent ignores (Empty, DestroySandboxRequest, CheckRequest): still well-formed.
+// Messages whose content the agent ignores (Empty, DestroySandboxRequest, CheckRequest, GetOOMEventRequest):
+// still well-formed.
 bool decode_any(std::string_view d, std::string& err);
 
 std::string encode_wait_response(int32_t exit_code, uint32_t signal);
@@ -63,5 +66,6 @@ std::string encode_stats(const CgroupStats& s);
 std::string encode_guest_details(const GuestDetails& g);
 std::string encode_health(uint32_t status);  // HealthCheckResponse.ServingStatus (1 = SERVING)
 std::string encode_stdio_ack(uint32_t code, std::string_view message);
+std::string encode_oom_event(std::string_view container_id);
 
 }  // namespace msg

@@ -203,6 +203,8 @@ Reply Agent::dispatch(uint64_t conn, uint32_t stream, const ttrpc::Request& req)
   if (m == "CloseStdin") return close_stdin(p);
   if (m == "PauseContainer") return pause_container(p, true);
   if (m == "ResumeContainer") return pause_container(p, false);
+  if (m == "UpdateContainer") return update_container(p);
+  if (m == "GetOOMEvent") return get_oom_event(conn, stream, p);
   if (m == "GetGuestDetails") return guest_details();
   return Reply{ttrpc::UNIMPLEMENTED, "method " + m + " not implemented by " + req.service, "", false};
 }
@@ -339,6 +341,7 @@ int Agent::run() {
     while (read(sfd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {}
     on_sigchld();
   });
+  oom_init();
   std::string stdio = opt_.stdio_listen;
   if (stdio.empty()) stdio = opt_.listen.rfind("unix:", 0) == 0 ? opt_.listen + ".stdio" : "vsock:1025";
   if (!listen_on(opt_.listen, false) || !listen_on(stdio, true)) return 1;

@@ -108,6 +108,18 @@ export interface ResumeContainerRequest {
   container_id: string;
 }
 
+export interface UpdateContainerRequest {
+  container_id: string;
+  /** An OCI LinuxResources object (config.json's linux.resources) as UTF-8 JSON bytes. */
+  resources_json: Uint8Array;
+}
+
+export type GetOOMEventRequest = Empty;
+
+export interface OOMEvent {
+  container_id: string;
+}
+
 export type GuestDetailsRequest = Empty;
 
 export interface GuestDetailsResponse {

@@ -12,6 +12,7 @@ import {
   type ExecProcessRequest,
   type GuestDetailsResponse,
   type HealthCheckResponse,
+  type OOMEvent,
   type PauseContainerRequest,
   type ResumeContainerRequest,
   type RemoveContainerRequest,
@@ -20,6 +21,7 @@ import {
   type StatsContainerRequest,
   type StatsContainerResponse,
   type TtyWinResizeRequest,
+  type UpdateContainerRequest,
   type WaitProcessRequest,
   type WaitProcessResponse,
 } from './agent-types.js';
@@ -28,6 +30,9 @@ import { TtrpcClient, type CallOptions, type TtrpcClientOptions } from './ttrpc-
 import { MalformedMessage, PeerGone } from './ttrpc-errors.js';
 
 export type AgentCallOptions = Omit<CallOptions, 'metadata'>;
+
+/** agent.proto header: ids are 1..64 bytes of [A-Za-z0-9_.-], not starting with '.'. */
+const AGENT_ID = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$/;
 
 export class AgentClient {
   private readonly rpc: TtrpcClient;
@@ -117,6 +122,23 @@ export class AgentClient {
   /** Thaws a paused container (`runc resume`). */
   async resumeContainer(req: ResumeContainerRequest, opts?: AgentCallOptions): Promise<void> {
     await this.agent('ResumeContainer', agentCodecs.ResumeContainerRequest(), req, opts);
+  }
+
+  /** New cgroup limits for a container (`runc update --resources` in the guest); `resources_json` is OCI LinuxResources. */
+  async updateContainer(req: UpdateContainerRequest, opts?: AgentCallOptions): Promise<void> {
+    await this.agent('UpdateContainer', agentCodecs.UpdateContainerRequest(), req, opts);
+  }
+
+  /**
+   * Long poll: the next container whose cgroup saw an OOM kill. Blocks until there is one; no timeout unless
+   * `opts.timeoutMs` is given (cancel with `opts.signal`). The id comes from the guest and is checked here.
+   */
+  async getOomEvent(opts: AgentCallOptions = {}): Promise<OOMEvent> {
+    const res = await this.call(AGENT_SERVICE, 'GetOOMEvent', agentCodecs.GetOOMEventRequest(), agentCodecs.OOMEvent(), {}, { timeoutMs: 0, ...opts });
+    if (!AGENT_ID.test(res.container_id)) {
+      throw new MalformedMessage('kata_ts.agent.OOMEvent', `container_id ${JSON.stringify(res.container_id.slice(0, 80))} is not 1..64 characters of [A-Za-z0-9_.-]`);
+    }
+    return res;
   }
 
   getGuestDetails(opts?: AgentCallOptions): Promise<GuestDetailsResponse> {

@@ -51,7 +51,7 @@ export function taskServer(svc: TaskService, log: RuntimeLogger): TtrpcServer {
       m<Parameters<TaskService['exec']>[0]>('Exec', 'ExecProcessRequest', '', (r) => svc.exec(r)),
       m<Req & { width: number; height: number }>('ResizePty', 'ResizePtyRequest', '', (r) => svc.resizePty(r.id, r.exec_id, r.width, r.height)),
       m<Req & { stdin: boolean }>('CloseIO', 'CloseIORequest', '', (r) => svc.closeIo(r.id, r.exec_id, r.stdin)),
-      m<Req>('Update', 'UpdateTaskRequest', '', (r) => svc.update(r.id)),
+      m<Parameters<TaskService['update']>[0]>('Update', 'UpdateTaskRequest', '', (r) => svc.update(r)),
       m<Req>('Wait', 'WaitRequest', 'WaitResponse', (r) => svc.wait(r.id, r.exec_id)),
       m<Req>('Stats', 'StatsRequest', 'StatsResponse', (r) => svc.stats(r.id)),
       m<Req>('Connect', 'ConnectRequest', 'ConnectResponse', (r) => svc.connect(r.id)),

@@ -2,7 +2,7 @@
 // is one sandbox: the first Create boots the VM (a Sandbox from src/runtime, on the hypervisor configuration.toml
 // names) and later Creates of the same pod join it. Each call maps onto the Sandbox's operations (create, start,
 // kill, delete, exec, wait) or, for what those lack (pause, resume, stats, resize, stdin close, signals to exec
-// processes), onto the guest agent directly.
+// processes, resource updates, OOM events), onto the guest agent directly.
 //
 // Processes: the init process (exec id "") and each exec, with containerd's states created → running → stopped.
 // An exec is only recorded by Exec and started in the guest by Start (the agent's ExecProcess runs it at once).
@@ -10,11 +10,14 @@
 // or under it).
 // Exit: a process's exit is recorded once the agent reports it and its stdout/stderr reached their FIFOs, then
 // TaskExit is published and Wait answers.
+// OOM: while the VM lives the shim long-polls the agent's GetOOMEvent (as Kata's shim does) and publishes TaskOOM
+// for each container of this shim the guest reports; the agent answers it before the WaitProcess of the killed
+// process, and TaskExit waits for the output as well, so TaskOOM comes first.
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { AGENT_STDIO_PORT, bindStdioStream, StreamKind, type AgentClient } from '../agent/index.js';
+import { AGENT_STDIO_PORT, bindStdioStream, Code, StreamKind, TtrpcStatusError, type AgentClient } from '../agent/index.js';
 import { chooseHypervisor, createHypervisor, detectHost } from '../hypervisor/factory.js';
 import type { Hypervisor } from '../hypervisor/interface.js';
 import { vsockAgentConnector } from '../runtime/agent-dial.js';
@@ -25,6 +28,7 @@ import { ShimError } from './errors.js';
 import { ProcessIo, type StdioPaths, type StreamKindName } from './process-io.js';
 import { codec, TaskStatus, timestamp, type Any, type Timestamp } from './proto.js';
 import type { EventName } from './publisher.js';
+import { linuxResourcesJson } from './resources.js';
 import { mountRootfs, unmountRootfs, type MountSpec } from './rootfs.js';
 import { sandboxLaunch, shimConfig } from './settings.js';
 import { bundleAnnotations, groupOf } from './address.js';
@@ -34,6 +38,8 @@ const PROCESS_SPEC_URL = 'types.containerd.io/opencontainers/runtime-spec/1/Proc
 const RUNTIME_OPTIONS_URL = 'runtimeoptions.v1.Options';
 /** how long an exit waits for the process's output to reach its FIFOs */
 const IO_DRAIN_MS = 5000;
+/** pause before asking the agent for OOM events again after a failed GetOOMEvent */
+const OOM_RETRY_MS = 1000;
 
 type ProcStatus = 'created' | 'running' | 'stopped';
 
@@ -151,6 +157,7 @@ export class TaskService {
       this.hv = hv;
       await sb.start();
       void sb.closed.then(() => this.sandboxGone());
+      if (this.agent) void this.watchOom(this.agent);
       this.sandbox = sb;
       return sb;
     };
@@ -166,6 +173,31 @@ export class TaskService {
   private sandboxGone(): void {
     this.agent = undefined;
     for (const t of this.tasks.values()) for (const p of [t.init, ...t.execs.values()]) if (p.status === 'running') this.setExited(t, p, 255);
+  }
+
+  /** Long-polls GetOOMEvent on `agent` until the sandbox is gone; each event of one of this shim's tasks is a TaskOOM. */
+  private async watchOom(agent: AgentClient): Promise<void> {
+    while (this.agent === agent && !agent.closed) {
+      let id: string;
+      try {
+        id = (await agent.getOomEvent()).container_id; // the client checked the id's form (it comes from the guest)
+      } catch (e) {
+        if (this.agent !== agent || agent.closed) return;
+        if (e instanceof TtrpcStatusError && e.code === Code.UNIMPLEMENTED) {
+          this.o.log.error('the guest agent has no GetOOMEvent: OOM kills are not reported', { error: e.message });
+          return;
+        }
+        this.o.log.error('GetOOMEvent failed; asking again', { error: (e as Error).message });
+        await new Promise((r) => setTimeout(r, OOM_RETRY_MS).unref());
+        continue;
+      }
+      if (!this.tasks.has(id)) {
+        this.o.log.info('OOM event for a container this shim does not hold; ignored', { id });
+        continue;
+      }
+      this.o.log.info('OOM kill in the guest', { id });
+      this.o.publish('TaskOOM', { container_id: id });
+    }
   }
 
   private bind(id: string, sbExec: string): (kind: StreamKindName) => Promise<Duplex> {
@@ -423,10 +455,15 @@ export class TaskService {
     if (stdin) p.io?.closeStdin();
   }
 
-  /** Update: resource changes need an agent call kata-ts does not have yet; the task must exist. */
-  update(id: string): void {
-    this.task(id);
-    throw new ShimError('UNIMPLEMENTED', 'updating the resources of a kata-ts task is not supported yet (the guest agent has no UpdateContainer)');
+  /**
+   * Update: new cgroup limits (OCI LinuxResources) for the container, applied in the guest by `runc update`. Unlike
+   * Kata, the VM itself is not resized (no CPU/memory hotplug): a limit above the VM's size cannot be reached.
+   */
+  async update(req: { id: string; resources: Any | null; annotations?: Record<string, string> }): Promise<void> {
+    const t = this.task(req.id);
+    const resources = linuxResourcesJson(req.resources);
+    if (t.init.status === 'stopped') throw new ShimError('FAILED_PRECONDITION', `task ${req.id} is stopped: no resources to update`);
+    await this.agentClient.updateContainer({ container_id: req.id, resources_json: resources });
   }
 
   connect(id: string): { shim_pid: number; task_pid: number; version: string } {

@@ -76,6 +76,11 @@ const vectors: { type: string; value: object; expect: Record<string, unknown> }[
   { type: 'CloseStdinRequest', value: { container_id: 'c1' }, expect: { container_id: 'c1', exec_id: '' } },
   { type: 'TtyWinResizeRequest', value: { container_id: 'c1', exec_id: 't', rows: 65535, columns: 80 }, expect: { container_id: 'c1', exec_id: 't', rows: 65535, columns: 80 } },
   { type: 'StdioStreamHeader', value: { container_id: 'c1', exec_id: 'e1', kind: 3 }, expect: { container_id: 'c1', exec_id: 'e1', kind: 3 } },
+  {
+    type: 'UpdateContainerRequest',
+    value: { container_id: 'c1', resources_json: Buffer.from('{"memory":{"limit":16777216},"pids":{"limit":64}}') },
+    expect: { container_id: 'c1', resources_json: hex(Buffer.from('{"memory":{"limit":16777216},"pids":{"limit":64}}')) },
+  },
 ];
 
 function codecFor(type: string): MessageCodec<object> {
@@ -125,6 +130,7 @@ t.test('C++-made responses decode with protobufjs', async (t) => {
   t.equal(hex(okResp.payload), '0801');
   const rq = dec(10) as { service: string; method: string; payload: Uint8Array; timeout_nano: number; metadata: KeyValue[] };
   t.same({ ...rq, payload: hex(rq.payload) }, { service: AGENT_SERVICE, method: 'WaitProcess', payload: '0a026331', timeout_nano: 30_000_000_000, metadata: [{ key: 'a', value: '1' }, { key: 'a', value: '2' }] });
+  t.same(dec(11), { container_id: 'c-1.oom_x' }, 'OOMEvent (GetOOMEvent answer)');
 });
 
 function mutations(valid: Uint8Array, rand: () => number, count: number): Uint8Array[] {

@@ -347,6 +347,43 @@ t.test('guest agent on the host with real runc', { skip }, async (t) => {
     t.notOk(existsSync(join(dir, 'mnt', 'c3', 'bin')), 'storage unmounted');
   });
 
+  await t.test('UpdateContainer: runc update sets the cgroup limits; bad requests get their codes; GetOOMEvent waits without blocking the agent', async (t) => {
+    // cgroups v1 here (no memory.events): the agent watches nothing and the long poll just stays pending.
+    let oomSettled = false;
+    const oom = client.getOomEvent().then(
+      (e) => ((oomSettled = true), e),
+      () => ((oomSettled = true), undefined),
+    );
+    await client.createContainer({ container_id: 'up', oci_spec_json: ociSpec(['sleep', '1000']), storages: [storage('up')], rootfs: join(dir, 'mnt', 'up') });
+    const limits = Buffer.from(JSON.stringify({ memory: { limit: 48 << 20 }, pids: { limit: 17 } }));
+    await client.updateContainer({ container_id: 'up', resources_json: limits });
+    await client.startContainer({ container_id: 'up' });
+    await client.updateContainer({ container_id: 'up', resources_json: Buffer.from(JSON.stringify({ memory: { limit: 40 << 20 } })) });
+    const st = JSON.parse(spawnSync('runc', ['--root', join(dir, 'state/runc'), 'state', 'up'], { encoding: 'utf8' }).stdout) as { pid: number };
+    const cgroupOf = (ctl: string): string => {
+      const line = readFileSync(`/proc/${st.pid}/cgroup`, 'utf8').split('\n').find((l) => l.split(':')[1]!.split(',').includes(ctl));
+      return line ? line.split(':').slice(2).join(':') : '';
+    };
+    const memFile = existsSync('/sys/fs/cgroup/memory') ? join('/sys/fs/cgroup/memory', cgroupOf('memory'), 'memory.limit_in_bytes') : '';
+    const pidsFile = existsSync('/sys/fs/cgroup/pids') ? join('/sys/fs/cgroup/pids', cgroupOf('pids'), 'pids.max') : '';
+    if (memFile && existsSync(memFile)) t.equal(readFileSync(memFile, 'utf8').trim(), String(40 << 20), `${memFile}: the second update's memory limit`);
+    else t.comment('no cgroup v1 memory controller here: memory.limit_in_bytes not checked');
+    if (pidsFile && existsSync(pidsFile)) t.equal(readFileSync(pidsFile, 'utf8').trim(), '17', `${pidsFile}: the first update's pids limit kept (fields left out keep their values)`);
+    await rejectsWithCode(t, client.updateContainer({ container_id: 'up', resources_json: Buffer.from('[1]') }), Code.INVALID_ARGUMENT, 'resources that are not a JSON object');
+    await rejectsWithCode(t, client.updateContainer({ container_id: 'up', resources_json: Buffer.from('{"memory":') }), Code.INVALID_ARGUMENT, 'truncated JSON');
+    await rejectsWithCode(t, client.updateContainer({ container_id: 'up', resources_json: Buffer.from('{"memory":{"limit":"lots"}}') }), Code.INTERNAL, 'runc refuses a wrong field type');
+    await rejectsWithCode(t, client.updateContainer({ container_id: 'nope', resources_json: Buffer.from('{}') }), Code.NOT_FOUND, 'unknown container');
+    await rejectsWithCode(t, client.updateContainer({ container_id: '../x', resources_json: Buffer.from('{}') }), Code.INVALID_ARGUMENT, 'invalid id');
+    const w = client.waitProcess({ container_id: 'up' });
+    await client.signalProcess({ container_id: 'up', signal: 9 });
+    await w;
+    await rejectsWithCode(t, client.updateContainer({ container_id: 'up', resources_json: limits }), Code.FAILED_PRECONDITION, 'update after the container stopped');
+    await client.removeContainer({ container_id: 'up' });
+    t.equal(oomSettled, false, 'GetOOMEvent is still pending while every other call was answered');
+    t.equal((await client.check()).status, 1, 'the agent still serves');
+    t.teardown(() => void oom); // settles (PeerGone) when the agent exits
+  });
+
   await t.test('unknown and invalid ids', async (t) => {
     await rejectsWithCode(t, client.startContainer({ container_id: 'nope' }), Code.NOT_FOUND, 'start unknown');
     await rejectsWithCode(t, client.waitProcess({ container_id: 'nope' }), Code.NOT_FOUND, 'wait unknown');

@@ -2,9 +2,10 @@
 // boots the full guest kernel with the agent initramfs (guest/build-agent-initrd.sh: agent + runc + libraries);
 // our virtio-vsock device model is attached over vhost-user and the host side is its in-process stream.
 // The agent answers the health check, runs a busybox container from an ext4 image on virtio-blk with runc,
-// returns its output and exit code, execs a second process, delivers SIGTERM, reports cgroup v2 stats, and
-// DestroySandbox ends the VM. Phase times are measured on the host from console lines as they arrive
-// (QEMU has no boot-timer port) and printed as a comment.
+// returns its output and exit code, execs a second process, updates its cgroup limits (runc update), reports an
+// OOM kill under them (GetOOMEvent), delivers SIGTERM, reports cgroup v2 stats, and DestroySandbox ends the VM.
+// Phase times are measured on the host from console lines as they arrive (QEMU has no boot-timer port) and
+// printed as a comment.
 // Skipped with the reason when qemu, the cached full kernel, runc, mkfs.ext4 or busybox is missing.
 
 import { spawn, spawnSync } from 'node:child_process';
@@ -54,7 +55,7 @@ function collect(s: Duplex): Promise<string> {
   });
 }
 
-t.test('agent as PID 1 under QEMU: health, container on virtio-blk, exec, SIGTERM, stats, power-off', { skip, timeout: 240_000 }, async (t) => {
+t.test('agent as PID 1 under QEMU: health, container on virtio-blk, exec, update, OOM event, SIGTERM, stats, power-off', { skip, timeout: 240_000 }, async (t) => {
   const build = spawnSync('bash', ['guest/build-agent-initrd.sh'], { encoding: 'utf8', timeout: 300_000 });
   t.equal(build.status, 0, `agent initrd built${build.status ? `: ${build.stderr}` : ''}`);
   const initrd = build.stdout.trim().split('\n').pop() ?? '';
@@ -65,7 +66,7 @@ t.test('agent as PID 1 under QEMU: health, container on virtio-blk, exec, SIGTER
   mkdirSync(join(root, 'bin'), { recursive: true });
   for (const d of ['proc', 'dev', 'tmp', 'sys']) mkdirSync(join(root, d));
   copyFileSync(busybox!, join(root, 'bin/busybox'));
-  for (const app of ['sh', 'echo', 'cat', 'sleep', 'true']) symlinkSync('busybox', join(root, 'bin', app));
+  for (const app of ['sh', 'echo', 'cat', 'sleep', 'true', 'dd']) symlinkSync('busybox', join(root, 'bin', app));
   const disk = join(dir, 'rootfs.img');
   const mkfs = spawnSync('mkfs.ext4', ['-q', '-F', '-d', root, disk, '16M'], { encoding: 'utf8' });
   t.equal(mkfs.status, 0, `rootfs image made${mkfs.status ? `: ${mkfs.stderr}` : ''}`);
@@ -159,6 +160,22 @@ t.test('agent as PID 1 under QEMU: health, container on virtio-blk, exec, SIGTER
   const stats = await client.statsContainer({ container_id: 'c1' });
   t.ok((stats.cgroup?.cpu_usage_usec ?? 0) > 0, `cgroup v2 cpu.stat read (usage ${stats.cgroup?.cpu_usage_usec} us)`);
   t.ok((stats.cgroup?.pids_current ?? 0) >= 1, `pids.current ${stats.cgroup?.pids_current}`);
+
+  // UpdateContainer (runc update in the guest) writes the cgroup v2 files; an OOM kill under the new memory.max
+  // comes back from GetOOMEvent (the long poll waits meanwhile), answered before the killed process's exit.
+  const order: string[] = [];
+  const oom = client.getOomEvent().then((e) => (order.push('oom'), e));
+  await client.updateContainer({ container_id: 'c1', resources_json: Buffer.from(JSON.stringify({ memory: { limit: 32 << 20 }, pids: { limit: 64 } })) });
+  const limited = await client.statsContainer({ container_id: 'c1' });
+  t.same([limited.cgroup?.memory_max, limited.cgroup?.pids_max], [32 << 20, 64], 'UpdateContainer: memory.max 32 MiB and pids.max 64 in the guest cgroup');
+  await client.execProcess({
+    container_id: 'c1', exec_id: 'hog',
+    process_json: Buffer.from(JSON.stringify({ args: ['dd', 'if=/dev/zero', 'of=/dev/null', 'bs=64M', 'count=1'], cwd: '/', env: ['PATH=/bin'], user: { uid: 0, gid: 0 } })),
+  });
+  const hog = await client.waitProcess({ container_id: 'c1', exec_id: 'hog' }).then((r) => (order.push('exit'), r));
+  t.same(hog, { exit_code: 137, signal: 9 }, 'dd of a 64 MiB block under a 32 MiB memory.max: killed by the OOM killer');
+  t.same(await oom, { container_id: 'c1' }, 'GetOOMEvent names the container');
+  t.same(order, ['oom', 'exit'], 'the OOM event is answered before the exit of the killed process');
 
   const initWait = client.waitProcess({ container_id: 'c1' });
   await client.signalProcess({ container_id: 'c1', signal: 15 });

@@ -4,6 +4,9 @@
 // static busybox (layer tarball, config, manifest, index) and `ctr images import`ed. `ctr` runs against it.
 
 import { spawn, spawnSync, type ChildProcess, type ChildProcessByStdio } from 'node:child_process';
+import { connect as http2Connect, constants as http2c } from 'node:http2';
+import { connect as netConnect } from 'node:net';
+import protobuf from 'protobufjs';
 import type { Readable, Writable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -173,6 +176,49 @@ export class Containerd {
         clearTimeout(timer);
         resolve({ code, stdout, stderr });
       });
+    });
+  }
+
+  /**
+   * containerd's Tasks.Update (api/services/tasks/v1/tasks.proto UpdateTaskRequest{container_id 1, resources 2})
+   * over its gRPC socket, with the OCI LinuxResources JSON in an Any under typeurl's name, as upstream
+   * `ctr task update --memory-limit` and CRI send it: Debian's ctr 1.6.20 has no `task update`. Answers the gRPC
+   * status (0 = OK) and message.
+   */
+  taskUpdate(id: string, resources: object): Promise<{ code: number; message: string }> {
+    const any = protobuf.Writer.create().uint32(0x0a).string('types.containerd.io/opencontainers/runtime-spec/1/LinuxResources').uint32(0x12).bytes(Buffer.from(JSON.stringify(resources))).finish();
+    const req = protobuf.Writer.create().uint32(0x0a).string(id).uint32(0x12).bytes(any).finish();
+    const frame = Buffer.alloc(5 + req.length); // gRPC message: compressed flag 0, u32 big-endian length, bytes
+    frame.writeUInt32BE(req.length, 1);
+    Buffer.from(req).copy(frame, 5);
+    const session = http2Connect('http://localhost', { createConnection: () => netConnect(this.address) });
+    return new Promise((resolve, reject) => {
+      let code = -1;
+      let message = '';
+      const status = (h: Record<string, string | string[] | number | undefined>): void => {
+        const st = h['grpc-status'];
+        if (typeof st !== 'string') return;
+        code = Number(st);
+        const msg = h['grpc-message'];
+        message = typeof msg === 'string' ? decodeURIComponent(msg) : '';
+      };
+      session.once('error', reject);
+      const s = session.request({
+        [http2c.HTTP2_HEADER_METHOD]: 'POST',
+        [http2c.HTTP2_HEADER_PATH]: '/containerd.services.tasks.v1.Tasks/Update',
+        'content-type': 'application/grpc',
+        te: 'trailers',
+        'containerd-namespace': this.ns,
+      });
+      s.on('response', status); // a trailers-only answer (an error) carries the status here
+      s.on('trailers', status);
+      s.on('data', () => undefined);
+      s.once('error', reject);
+      s.once('close', () => {
+        session.close();
+        resolve({ code, message });
+      });
+      s.end(frame);
     });
   }
 

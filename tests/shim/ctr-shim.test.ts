@@ -1,8 +1,9 @@
 // containerd shim v2 end to end: a real containerd 1.6 (tests/shim/containerd-harness.ts) runs the same ctr
 // commands on the same busybox image with `io.containerd.kata-ts.v2` (containerd-shim-kata-ts-v2: a microVM
 // per sandbox under QEMU here) and with Debian's runc shim `io.containerd.runc.v2`, and compares output and
-// exit codes: ctr run --rm (exit code, stdout, a guest kernel), run -d + task exec/ps/metrics/pause/resume/
-// kill/delete with the events containerd received, run -t under script(1), two containers of one pod in one VM,
+// exit codes: ctr run --rm (exit code, stdout, a guest kernel), run -d + task exec/update/ps/metrics/pause/
+// resume/kill/delete with the events containerd received (TaskOOM of a process OOM-killed under the updated memory
+// limit included), run -t under script(1), two containers of one pod in one VM,
 // and a shim killed with SIGKILL cleaned up by `delete`. Root only; skipped with the reason otherwise.
 
 import { spawn, spawnSync } from 'node:child_process';
@@ -18,6 +19,11 @@ const RUNTIMES = [
   ['runc', RUNC],
   ['kata', KATA],
 ] as const;
+/** the limits Tasks.Update sets in the run -d test (48 MiB: page-aligned, so cgroup v1 and v2 show it as is) */
+const MEM_LIMIT = 48 << 20;
+const PIDS_LIMIT = 99;
+/** ctr's default spec mounts no cgroup file system (CRI's does): this one lets the container read its limits */
+const CGROUP_MOUNT = 'type=cgroup,src=cgroup,dst=/sys/fs/cgroup,options=ro:nosuid:noexec:nodev';
 const hostKernel = spawnSync('uname', ['-r'], { encoding: 'utf8' }).stdout.trim();
 
 /** Polls `ctr task ls` until `id` has `status` ('gone': not listed). */
@@ -106,7 +112,7 @@ t.test('ctr run --rm: output, a guest kernel, exit code 3 (kata-ts and runc)', {
   t.notOk(exists(join(SHIM_STATE_DIR)) && readdirSync(SHIM_STATE_DIR).some((d) => readdirSync(join(SHIM_STATE_DIR, d)).length > 0), 'the shim left no sandbox state');
 });
 
-t.test('ctr run -d, task exec/ps/metrics/pause/resume/kill/delete, events (kata-ts and runc)', { skip, timeout: TIMEOUT }, async (t) => {
+t.test('ctr run -d, task exec/update/ps/metrics/pause/resume/kill/delete, OOM, events (kata-ts and runc)', { skip, timeout: TIMEOUT }, async (t) => {
   const c = await containerd(t);
   const seen: Record<string, unknown[]> = {};
   for (const [rt, runtime] of RUNTIMES) {
@@ -115,12 +121,27 @@ t.test('ctr run -d, task exec/ps/metrics/pause/resume/kill/delete, events (kata-
     const ev = spawn('ctr', ['-a', c.address, '-n', c.ns, 'events'], { stdio: ['ignore', 'pipe', 'ignore'] });
     ev.stdout.on('data', (b: Buffer) => (events += b.toString('utf8')));
     await new Promise((r) => setTimeout(r, 300));
-    const run = await c.ctr(['run', '-d', '--runtime', runtime, IMAGE, id, 'sh', '-c', 'trap "exit 7" TERM; while true; do sleep 0.1; done']);
+    const run = await c.ctr(['run', '-d', '--runtime', runtime, '--mount', CGROUP_MOUNT, IMAGE, id, 'sh', '-c', 'trap "exit 7" TERM; while true; do sleep 0.1; done']);
     t.equal(run.code, 0, `${rt}: ctr run -d (${run.stderr})`);
     t.equal(await taskStatus(c, id, 'RUNNING'), 'RUNNING', `${rt}: task RUNNING`);
     const ex = await c.ctr(['task', 'exec', '--exec-id', 'e1', id, 'sh', '-c', 'echo in-exec; cat /proc/self/cgroup >/dev/null; exit 5']);
     t.equal(ex.code, 5, `${rt}: task exec exits with 5 (${ex.stderr})`);
     t.equal(ex.stdout, 'in-exec\n', `${rt}: exec stdout`);
+    // task update: the new memory limit in the container's own cgroup (v2 memory.max in the guest; runc on this
+    // cgroup v1 host: memory.limit_in_bytes); then a process allocating past it is OOM-killed (TaskOOM below)
+    const upd = await c.taskUpdate(id, { memory: { limit: MEM_LIMIT }, pids: { limit: PIDS_LIMIT }, cpu: { quota: 50_000, period: 100_000 } });
+    t.same(upd, { code: 0, message: '' }, `${rt}: Tasks.Update: memory.limit ${MEM_LIMIT}, pids.limit ${PIDS_LIMIT}, cpu quota 50000/100000 (as ctr task update --memory-limit/--cpu-quota/--resources sends it)`);
+    // ctr's spec has no cgroup namespace: the guest's cgroup2 mount shows the root, so the files are found through
+    // /proc/self/cgroup; runc on cgroup v1 binds the container's own cgroups at /sys/fs/cgroup/<controller>.
+    const show = [
+      'd=/sys/fs/cgroup$(sed -n "s/^0:://p" /proc/self/cgroup)',
+      'if [ -f "$d/memory.max" ]; then cat "$d/memory.max" "$d/pids.max" "$d/cpu.max"',
+      'else v=/sys/fs/cgroup; cat $v/memory/memory.limit_in_bytes $v/pids/pids.max; echo "$(cat $v/cpu/cpu.cfs_quota_us) $(cat $v/cpu/cpu.cfs_period_us)"; fi',
+    ].join('; ');
+    const lim = await c.ctr(['task', 'exec', '--exec-id', 'lim', id, 'sh', '-c', show]);
+    t.equal(lim.stdout, `${MEM_LIMIT}\n${PIDS_LIMIT}\n50000 100000\n`, `${rt}: the container's cgroup shows the updated limits (${lim.stderr})`);
+    const hog = await c.ctr(['task', 'exec', '--exec-id', 'hog', id, 'dd', 'if=/dev/zero', 'of=/dev/null', 'bs=128M', 'count=1']);
+    t.equal(hog.code, 137, `${rt}: dd of a 128 MiB block under the limit is OOM-killed: exit 137 (${hog.stderr.trim()})`);
     const ps = await c.ctr(['task', 'ps', id]);
     t.equal(ps.code, 0, `${rt}: task ps (${ps.stderr})`);
     const pids = ps.stdout.trim().split('\n').slice(1).filter((l) => /^\d+/.test(l.trim()));
@@ -150,14 +171,17 @@ t.test('ctr run -d, task exec/ps/metrics/pause/resume/kill/delete, events (kata-
     t.equal(rm.code, 0, `${rt}: containers rm`);
     await new Promise((r) => setTimeout(r, 500));
     ev.kill();
-    seen[rt] = [run.code, ex.code, ex.stdout, ps.code, metrics.code, pause.code, paused, resume.code, resumed, kill.code, stopped, del.code, del.stdout.replace(/\d+/g, 'N'), gone];
+    t.match(events, new RegExp(`/tasks/oom.*${id}`), `${rt}: containerd received TaskOOM for ${id}`);
+    seen[rt] = [run.code, ex.code, ex.stdout, upd.code, lim.stdout, hog.code, ps.code, metrics.code, pause.code, paused, resume.code, resumed, kill.code, stopped, del.code, del.stdout.replace(/\d+/g, 'N'), gone];
     if (rt === 'kata') {
       const topics = events
         .split('\n')
         .filter((l) => l.includes(id) || /\/tasks\//.test(l))
         .map((l) => /\/tasks\/[a-z-]+/.exec(l)?.[0])
         .filter((x): x is string => x !== undefined);
-      const want = ['/tasks/create', '/tasks/start', '/tasks/exec-added', '/tasks/exec-started', '/tasks/exit', '/tasks/paused', '/tasks/resumed', '/tasks/exit', '/tasks/delete'];
+      const exec = ['/tasks/exec-added', '/tasks/exec-started', '/tasks/exit'];
+      const oom = ['/tasks/exec-added', '/tasks/exec-started', '/tasks/oom', '/tasks/exit']; // TaskOOM before the killed process's TaskExit
+      const want = ['/tasks/create', '/tasks/start', ...exec, ...exec, ...oom, '/tasks/paused', '/tasks/resumed', '/tasks/exit', '/tasks/delete'];
       t.same(topics, want, `kata: containerd received the task events in order:\n${events}`);
       t.match(events, /\/tasks\/exit.*"exit_status":7|\/tasks\/exit.*exit_status.*7/s, 'kata: TaskExit carries exit status 7');
     }

@@ -14,6 +14,7 @@ import { groupOf, shimRoot, socketAddress } from '../../src/shim/address.js';
 import { parseFlags, serveArgs, UsageError } from '../../src/shim/flags.js';
 import { codec, protoDir, TaskStatus } from '../../src/shim/proto.js';
 import { TASK_SERVICE, taskServer } from '../../src/shim/server.js';
+import { LINUX_RESOURCES_URL, linuxResourcesJson } from '../../src/shim/resources.js';
 import { TaskService } from '../../src/shim/service.js';
 import { unixSocketPair } from '../helpers/unix-socket-pair.js';
 import { SHIM_MAIN } from './containerd-harness.js';
@@ -81,6 +82,11 @@ t.test('task service over ttRPC: bad input gets the status codes containerd maps
     'runc options: InvalidArgument',
   );
   await t.rejects(call('Checkpoint', 'CheckpointTaskRequest', { id: 'x' }), { code: Code.UNIMPLEMENTED, message: /checkpoint is not supported/ }, 'Checkpoint: Unimplemented with a reason');
+  await t.rejects(
+    call('Update', 'UpdateTaskRequest', { id: 'nope', resources: { type_url: LINUX_RESOURCES_URL, value: Buffer.from('{"memory":{"limit":16777216}}') } }),
+    code(Code.NOT_FOUND),
+    'Update of an unknown task: NotFound',
+  );
   await t.rejects(client.call(TASK_SERVICE, 'State', Buffer.from([0x0a, 0xff])), code(Code.INVALID_ARGUMENT), 'a malformed request: InvalidArgument');
   await t.rejects(client.call(TASK_SERVICE, 'Frobnicate', new Uint8Array()), code(Code.UNIMPLEMENTED), 'an unknown method: Unimplemented');
   t.match(await call('Connect', 'ConnectRequest', { id: 'x' }, 'ConnectResponse'), { shim_pid: process.pid }, 'Connect names the shim pid');
@@ -88,6 +94,23 @@ t.test('task service over ttRPC: bad input gets the status codes containerd maps
   await call('Shutdown', 'ShutdownRequest', { id: 'x' });
   t.equal(shutdowns, 1, 'Shutdown with no task exits the shim');
   t.same(svc.ids, []);
+});
+
+t.test("Update's resources: OCI LinuxResources JSON under containerd's typeurl name, anything else InvalidArgument", async (t) => {
+  const any = (value: string, type_url = LINUX_RESOURCES_URL) => ({ type_url, value: Buffer.from(value) });
+  t.equal(LINUX_RESOURCES_URL, 'types.containerd.io/opencontainers/runtime-spec/1/LinuxResources');
+  t.same(JSON.parse(linuxResourcesJson(any('{"memory":{"limit":16777216},"pids":{"limit":32}}')).toString()), { memory: { limit: 16777216 }, pids: { limit: 32 } }, 'what ctr task update sends passes through');
+  const invalid = (what: string, v: Parameters<typeof linuxResourcesJson>[0], re: RegExp): void => {
+    t.throws(() => linuxResourcesJson(v), { name: 'ShimError', code: 'INVALID_ARGUMENT', message: re }, what);
+  };
+  invalid('no resources', null, /update needs resources/);
+  invalid('an empty Any', { type_url: '', value: new Uint8Array() }, /update needs resources/);
+  invalid('another type', any('{}', 'types.containerd.io/opencontainers/runtime-spec/1/Process'), /not supported by kata-ts/);
+  invalid('a Windows resources type', any('{}', 'types.containerd.io/opencontainers/runtime-spec/1/WindowsResources'), /not supported/);
+  invalid('not JSON', any('{"memory":'), /not JSON/);
+  invalid('a JSON array', any('[1]'), /JSON object/);
+  invalid('JSON null', any('null'), /JSON object/);
+  invalid('over 1 MiB', any(`{"unified":{"x":"${'a'.repeat(1 << 20)}"}}`), /exceed/);
 });
 
 t.test('delete action of a shim that never ran: a DeleteResponse with exit status 137, nothing removed that is not its own', async (t) => {

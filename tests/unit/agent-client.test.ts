@@ -60,13 +60,63 @@ async function fakeAgent() {
 t.test('agent.proto parses and has every service and method of the issue', async (t) => {
   const root = protoRoot('agent.proto');
   const svc = root.lookupService('kata_ts.agent.AgentService');
-  t.same(Object.keys(svc.methods).sort(), ['CloseStdin', 'CreateContainer', 'CreateSandbox', 'DestroySandbox', 'ExecProcess', 'GetGuestDetails', 'PauseContainer', 'RemoveContainer', 'ResumeContainer', 'SignalProcess', 'StartContainer', 'StatsContainer', 'TtyWinResize', 'WaitProcess']);
+  t.same(Object.keys(svc.methods).sort(), ['CloseStdin', 'CreateContainer', 'CreateSandbox', 'DestroySandbox', 'ExecProcess', 'GetGuestDetails', 'GetOOMEvent', 'PauseContainer', 'RemoveContainer', 'ResumeContainer', 'SignalProcess', 'StartContainer', 'StatsContainer', 'TtyWinResize', 'UpdateContainer', 'WaitProcess']);
   t.same(Object.keys(root.lookupService('kata_ts.agent.Health').methods), ['Check']);
   // Field numbers are a contract with the guest agent (guest/agent/): pin a few.
   const storage = root.lookupType('kata_ts.agent.Storage');
   t.same(Object.fromEntries(Object.values(storage.fields).map((f) => [f.name, f.id])), { driver: 1, source: 2, mount_point: 3, fstype: 4, options: 5, driver_options: 6 });
   const hdr = root.lookupType('kata_ts.agent.StdioStreamHeader');
   t.same(Object.fromEntries(Object.values(hdr.fields).map((f) => [f.name, f.id])), { container_id: 1, exec_id: 2, kind: 3 });
+  const upd = root.lookupType('kata_ts.agent.UpdateContainerRequest');
+  t.same(Object.fromEntries(Object.values(upd.fields).map((f) => [f.name, f.id])), { container_id: 1, resources_json: 2 });
+  t.same(Object.fromEntries(Object.values(root.lookupType('kata_ts.agent.OOMEvent').fields).map((f) => [f.name, f.id])), { container_id: 1 });
+});
+
+t.test('UpdateContainer and GetOOMEvent: the request reaches the agent; the long poll waits; a bad id from the guest is refused', async (t) => {
+  const updates: { container_id: string; resources_json: Uint8Array }[] = [];
+  const oom: string[] = [];
+  const waiting: (() => void)[] = []; // GetOOMEvent calls the fake agent holds
+  const nextWaiting = async (): Promise<() => void> => {
+    while (waiting.length === 0) await new Promise((r) => setTimeout(r, 5));
+    return waiting.shift()!;
+  };
+  const server = new TtrpcServer();
+  server.register(AGENT_SERVICE, {
+    UpdateContainer: (p) => {
+      const req = agentCodecs.UpdateContainerRequest().decode(p);
+      if (req.container_id !== 'c1') throw new TtrpcStatusError(Code.NOT_FOUND, `container ${req.container_id} not found`);
+      updates.push(req);
+      return empty();
+    },
+    GetOOMEvent: async (p) => {
+      agentCodecs.GetOOMEventRequest().decode(p);
+      await new Promise<void>((r) => waiting.push(r)); // blocks until an "OOM kill"
+      return agentCodecs.OOMEvent().encode({ container_id: oom.shift() ?? '' });
+    },
+  });
+  const pair = await unixSocketPair();
+  server.serve(pair.server);
+  const client = new AgentClient(pair.client, { timeoutMs: 200 });
+  await client.updateContainer({ container_id: 'c1', resources_json: Buffer.from('{"memory":{"limit":16777216}}') });
+  t.same(JSON.parse(Buffer.from(updates[0]!.resources_json).toString()), { memory: { limit: 16777216 } }, 'resources_json arrives as sent');
+  await t.rejects(client.updateContainer({ container_id: 'nope', resources_json: Buffer.from('{}') }), { code: Code.NOT_FOUND });
+  // the long poll outlives the client's default 200 ms timeout
+  let got: unknown;
+  const poll = client.getOomEvent().then((e) => (got = e));
+  await new Promise((r) => setTimeout(r, 400));
+  t.equal(got, undefined, 'GetOOMEvent is still waiting after twice the default timeout');
+  oom.push('c1');
+  (await nextWaiting())();
+  await poll;
+  t.same(got, { container_id: 'c1' }, 'the OOM event names the container');
+  for (const bad of ['../etc', '.hidden', 'x'.repeat(65), '']) {
+    const p = client.getOomEvent();
+    oom.push(bad);
+    (await nextWaiting())();
+    await t.rejects(p, { name: 'MalformedMessage', message: /container_id/ }, `a guest id ${JSON.stringify(bad.slice(0, 10))} is refused`);
+  }
+  client.close();
+  pair.close();
 });
 
 t.test('PauseContainer / ResumeContainer: requests reach the agent, its status codes come back', async (t) => {

@@ -6,7 +6,7 @@
 //                                Types: CreateSandboxRequest CreateContainerRequest StartContainerRequest
 //                                RemoveContainerRequest ExecProcessRequest SignalProcessRequest WaitProcessRequest
 //                                StatsContainerRequest TtyWinResizeRequest CloseStdinRequest StdioStreamHeader
-//                                Empty ttrpc.Request ttrpc.Response json frames
+//                                UpdateContainerRequest Empty ttrpc.Request ttrpc.Response json frames
 //   codec-tool encode            fixed response messages -> JSON lines {"type":"...","hex":"..."}
 //   codec-tool call <unix-socket> <service> <method> <payload-hex>
 //                                one unary ttRPC call; prints {"ok":true,"payload":"<hex>"} or {"ok":false,"code":N,"message":"..."}
@@ -104,6 +104,10 @@ bool decode_one(const std::string& type, const std::string& in, Value& out, std:
     if (!msg::decode(in, m, err)) return false;
     out.set("container_id", str(m.container_id)); out.set("exec_id", str(m.exec_id)); out.set("rows", num(m.rows));
     out.set("columns", num(m.columns));
+  } else if (type == "UpdateContainerRequest") {
+    msg::UpdateContainerRequest m;
+    if (!msg::decode(in, m, err)) return false;
+    out.set("container_id", str(m.container_id)); out.set("resources_json", str(to_hex(m.resources_json)));
   } else if (type == "StdioStreamHeader") {
     msg::StdioStreamHeader m;
     if (!msg::decode(in, m, err)) return false;
@@ -199,6 +203,7 @@ int cmd_encode() {
   q.service = "kata_ts.agent.AgentService"; q.method = "WaitProcess"; q.payload = std::string("\x0a\x02" "c1", 4);
   q.timeout_nano = 30000000000LL; q.metadata = {{"a", "1"}, {"a", "2"}};
   emit("ttrpc.Request", ttrpc::encode_request(q));
+  emit("OOMEvent", msg::encode_oom_event("c-1.oom_x"));
   return 0;
 }
 
