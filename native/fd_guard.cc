@@ -4,23 +4,32 @@
 //
 // Why a deadline: O_NONBLOCK lives in the open file description, which the peer shares with us, so a peer
 // can clear it again with its own fcntl(F_SETFL) and then fill (or drain) the eventfd counter: a plain
-// write(2)/read(2) would then sleep until the peer relents. eventfdWriteDeadline/eventfdReadDeadline arm a
-// one-shot per-thread POSIX timer that sends `signo` to this thread only (SIGEV_THREAD_ID); its handler
-// must be installed without SA_RESTART (installKickHandler does that), so a call still asleep when the
-// deadline passes returns EINTR (reported as ETIMEDOUT). A call that does not sleep is never cut short: a
-// signal arriving while it runs is only handled (no-op) on its way back. Policy (which signal, how long,
-// what a timeout means) is the caller's.
+// write(2)/read(2) would then sleep until the peer relents. eventfdWriteDeadline/eventfdReadDeadline mark
+// this thread as "in a call until the deadline" and a watchdog thread sends `signo` to this thread only
+// (tgkill) if it is still in that call past the deadline; the handler must be installed without
+// SA_RESTART (installKickHandler does that), so a call still asleep then returns EINTR (reported as
+// ETIMEDOUT). A call that does not sleep is never cut short: a signal arriving while it runs is only
+// handled (no-op) on its way back. Reads also pass RWF_NOWAIT, which eventfd honours whatever O_NONBLOCK
+// says; writes have no such flag (eventfd has no write_iter: pwritev2(RWF_NOWAIT) is EOPNOTSUPP, 6.1 to
+// 6.18), so for them the watchdog is the guarantee. Policy (which signal, how long, what a timeout means)
+// is the caller's.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/un.h>
+#include <linux/futex.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <string>
 
 #include "common.h"
@@ -86,20 +95,135 @@ Napi::Value UnixConnectProbe(const Napi::CallbackInfo& info) {
 }
 
 // --- eventfd I/O bounded by a deadline
+//
+// A watchdog thread, not a timer per call. A timer armed and disarmed around each syscall (timer_settime
+// twice) cost about 5 µs per call on a VM host (each arming reprograms the hrtimer), four times the syscall
+// it guarded. Here a guarded call only publishes "in a call since, until `deadline`" in its thread's slot
+// (two atomic stores and a vDSO clock read); a watchdog thread looks at the slots once per tick while calls
+// keep coming and sends `signo` (tgkill) to a thread still in the same call past its deadline, again every
+// tick until the call ends (so a call that began its syscall just after a signal was handled is still cut
+// short). When no call has started for IDLE_TICKS ticks it sleeps on a futex, and the next call wakes it.
+//
+// A signal must never reach the thread outside the call it was meant for (it would interrupt some other
+// syscall of the event loop with EINTR): each slot holds (call number << 2 | phase) in one atomic word. The
+// watchdog moves IN_CALL -> KILLING -> (tgkill) -> KILLED with compare-and-swap on the whole word, so a call
+// that ended, or a newer call, is never signalled for an older call's deadline; the calling thread ends its
+// call with a compare-and-swap back to IDLE, waits out KILLING (tgkill in progress), and after KILLED makes
+// one more syscall so that a signal still pending is handled there, inside this function.
 
-struct ThreadTimer {
-  timer_t id{};
-  int signo = 0;  // 0: no timer yet
-  ~ThreadTimer() {
-    if (signo != 0) timer_delete(id);
+constexpr int64_t kTickNs = 1000000;  // 1 ms: a sleeping call is interrupted within its deadline + ~1 tick
+constexpr int kIdleTicks = 100;       // the watchdog sleeps after 100 ms without a guarded call
+constexpr int kMaxSlots = 64;         // threads that may make guarded calls at once
+
+enum Phase : uint64_t { kIdle = 0, kInCall = 1, kKilling = 2, kKilled = 3 };
+
+struct Slot {
+  std::atomic<bool> used{false};
+  std::atomic<pid_t> tid{0};
+  std::atomic<int> signo{0};
+  std::atomic<uint64_t> state{0};      // call number << 2 | Phase
+  std::atomic<int64_t> deadline{0};    // CLOCK_MONOTONIC ns; written before state moves to kInCall
+};
+Slot g_slots[kMaxSlots];
+std::mutex g_slots_mu;                 // slot allocation only
+std::atomic<int> g_watchdog_asleep{0};  // 1: waiting on this futex word for a call to start
+
+int64_t NowNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+long Futex(std::atomic<int>* word, int op, int val, const timespec* timeout) {
+  return syscall(SYS_futex, reinterpret_cast<int*>(word), op, val, timeout, nullptr, 0);
+}
+
+// One watchdog pass: signal every thread still in a call past its deadline (or past its last signal by a
+// tick). Returns whether a call is in progress and, in *seqs, the sum of the call numbers (idle detection).
+bool WatchdogPass(int64_t now, int64_t rekill_at[], uint64_t* seqs) {
+  bool busy = false;
+  uint64_t sum = 0;
+  for (int i = 0; i < kMaxSlots; i++) {
+    Slot& s = g_slots[i];
+    if (!s.used.load(std::memory_order_acquire)) continue;
+    uint64_t st = s.state.load(std::memory_order_seq_cst);
+    sum += st >> 2;
+    uint64_t ph = st & 3;
+    if (ph == kIdle) continue;
+    busy = true;
+    bool due = ph == kInCall ? now >= s.deadline.load(std::memory_order_relaxed) : ph == kKilled && now >= rekill_at[i];
+    if (!due) continue;
+    uint64_t call = st & ~uint64_t{3};
+    if (!s.state.compare_exchange_strong(st, call | kKilling, std::memory_order_acq_rel)) continue;  // it ended
+    syscall(SYS_tgkill, getpid(), s.tid.load(std::memory_order_relaxed), s.signo.load(std::memory_order_relaxed));
+    s.state.store(call | kKilled, std::memory_order_release);
+    rekill_at[i] = now + kTickNs;
+  }
+  *seqs = sum;
+  return busy;
+}
+
+void* WatchdogMain(void*) {
+  int64_t rekill_at[kMaxSlots] = {};
+  uint64_t last_seqs = 0;
+  int idle = 0;
+  for (;;) {
+    timespec tick{0, kTickNs};
+    while (clock_nanosleep(CLOCK_MONOTONIC, 0, &tick, &tick) == EINTR) {
+    }
+    uint64_t seqs = 0;
+    bool busy = WatchdogPass(NowNs(), rekill_at, &seqs);
+    idle = (busy || seqs != last_seqs) ? 0 : idle + 1;
+    last_seqs = seqs;
+    if (idle < kIdleTicks) continue;
+    // Sleep until a call starts. Dekker-style with the caller (Enter): it stores kInCall then loads
+    // g_watchdog_asleep; we store 1 then look at every slot again, so one of us sees the other.
+    g_watchdog_asleep.store(1, std::memory_order_seq_cst);
+    if (WatchdogPass(NowNs(), rekill_at, &seqs) || seqs != last_seqs) {
+      g_watchdog_asleep.store(0, std::memory_order_seq_cst);
+    } else {
+      while (g_watchdog_asleep.load(std::memory_order_seq_cst) == 1) Futex(&g_watchdog_asleep, FUTEX_WAIT_PRIVATE, 1, nullptr);
+    }
+    last_seqs = seqs;
+    idle = 0;
+  }
+  return nullptr;
+}
+
+void StartWatchdog(Napi::Env env) {
+  static std::once_flag once;
+  static int err = 0;
+  std::call_once(once, [] {
+    // every signal blocked in the watchdog: process-directed signals go to the other threads
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t th;
+    err = pthread_create(&th, nullptr, WatchdogMain, nullptr);
+    if (err == 0) pthread_detach(th);
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  });
+  if (err != 0) ThrowErrno(env, "pthread_create", err, "(fd guard watchdog)");
+}
+
+// This thread's slot, released when the thread ends (a call never outlives its thread).
+struct ThreadSlot {
+  Slot* slot = nullptr;
+  uint64_t calls = 0;
+  ~ThreadSlot() {
+    if (slot == nullptr) return;
+    std::lock_guard<std::mutex> lock(g_slots_mu);
+    slot->state.store(0, std::memory_order_seq_cst);
+    slot->used.store(false, std::memory_order_release);
   }
 };
-thread_local ThreadTimer t_timer;
+thread_local ThreadSlot t_slot;
 
-// The per-thread timer for `signo`, made on first use after checking that the signal interrupts syscalls
-// in this thread: a handler without SA_RESTART (a default action would kill the process) and unblocked.
-timer_t& TimerFor(Napi::Env env, int signo, const char* fn) {
-  if (t_timer.signo == signo) return t_timer.id;
+// The slot of this thread for `signo`, taken on first use after checking that the signal interrupts
+// syscalls in this thread: a handler without SA_RESTART (a default action would kill the process) and
+// unblocked.
+Slot& SlotFor(Napi::Env env, int signo, const char* fn) {
+  if (t_slot.slot != nullptr && t_slot.slot->signo.load(std::memory_order_relaxed) == signo) return *t_slot.slot;
   struct sigaction cur {};
   if (sigaction(signo, nullptr, &cur) < 0) ThrowErrno(env, "sigaction", errno);
   bool handled = (cur.sa_flags & SA_SIGINFO) ? cur.sa_sigaction != nullptr
@@ -111,37 +235,37 @@ timer_t& TimerFor(Napi::Env env, int signo, const char* fn) {
     throw Napi::Error::New(env, std::string(fn) + ": signal " + std::to_string(signo) +
                                     " has no handler without SA_RESTART unblocked in this thread: call installKickHandler(signo) on this thread first");
   }
-  if (t_timer.signo != 0) {
-    timer_delete(t_timer.id);
-    t_timer.signo = 0;
+  StartWatchdog(env);
+  if (t_slot.slot == nullptr) {
+    std::lock_guard<std::mutex> lock(g_slots_mu);
+    for (Slot& s : g_slots) {
+      if (s.used.load(std::memory_order_relaxed)) continue;
+      s.tid.store(gettid(), std::memory_order_relaxed);
+      s.state.store(0, std::memory_order_relaxed);
+      s.used.store(true, std::memory_order_release);
+      t_slot.slot = &s;
+      break;
+    }
+    if (t_slot.slot == nullptr) {
+      throw Napi::Error::New(env, std::string(fn) + ": more than " + std::to_string(kMaxSlots) + " threads make deadline-bounded calls");
+    }
   }
-  sigevent sev{};
-  sev.sigev_notify = SIGEV_THREAD_ID;
-  sev.sigev_signo = signo;
-  sev._sigev_un._tid = gettid();
-  if (timer_create(CLOCK_MONOTONIC, &sev, &t_timer.id) < 0) ThrowErrno(env, "timer_create", errno);
-  t_timer.signo = signo;
-  return t_timer.id;
-}
-
-void Arm(Napi::Env env, timer_t id, int64_t ms) {
-  itimerspec its{};
-  its.it_value.tv_sec = static_cast<time_t>(ms / 1000);
-  its.it_value.tv_nsec = static_cast<long>((ms % 1000) * 1000000);
-  if (timer_settime(id, 0, &its, nullptr) < 0) ThrowErrno(env, "timer_settime", errno);
-}
-
-void Disarm(timer_t id) {
-  itimerspec zero{};
-  timer_settime(id, 0, &zero, nullptr);
+  t_slot.slot->signo.store(signo, std::memory_order_relaxed);  // only this thread's calls read it, when in a call
+  return *t_slot.slot;
 }
 
 // One read(2) or write(2) of 8 bytes, retried on EINTR until the deadline passed. Returns bytes or -errno
 // (-ETIMEDOUT when the deadline interrupted it).
 template <typename Op>
 ssize_t Bounded(Napi::Env env, int signo, int64_t ms, const char* fn, Op op) {
-  timer_t& id = TimerFor(env, signo, fn);
-  Arm(env, id, ms);
+  Slot& s = SlotFor(env, signo, fn);
+  const uint64_t call = ++t_slot.calls << 2;
+  const int64_t deadline = NowNs() + ms * 1000000;
+  s.deadline.store(deadline, std::memory_order_relaxed);
+  s.state.store(call | kInCall, std::memory_order_seq_cst);  // publishes the deadline too
+  if (g_watchdog_asleep.load(std::memory_order_seq_cst) == 1 && g_watchdog_asleep.exchange(0) == 1) {
+    Futex(&g_watchdog_asleep, FUTEX_WAKE_PRIVATE, 1, nullptr);
+  }
   ssize_t n;
   int err = 0;
   for (;;) {
@@ -149,14 +273,28 @@ ssize_t Bounded(Napi::Env env, int signo, int64_t ms, const char* fn, Op op) {
     if (n >= 0) break;
     err = errno;
     if (err != EINTR) break;
-    itimerspec cur{};
-    timer_gettime(id, &cur);
-    if (cur.it_value.tv_sec == 0 && cur.it_value.tv_nsec == 0) {
+    if (NowNs() >= deadline) {  // the watchdog's signal (or another one past the deadline)
       err = ETIMEDOUT;
       break;
     }
   }
-  Disarm(id);
+  // Leave the call: IN_CALL -> IDLE; KILLING: tgkill in progress; KILLED: a signal may still be pending.
+  bool signalled = false;
+  for (;;) {
+    uint64_t st = call | kInCall;
+    if (s.state.compare_exchange_strong(st, call | kIdle, std::memory_order_acq_rel)) break;
+    if (st == (call | kKilled)) {
+      if (s.state.compare_exchange_strong(st, call | kIdle, std::memory_order_acq_rel)) {
+        signalled = true;
+        break;
+      }
+      continue;
+    }
+    sched_yield();  // kKilling
+  }
+  // tgkill has returned, so the signal is pending on this thread: it is handled on the way back from this
+  // syscall, here, rather than cutting short a later syscall of the event loop.
+  if (signalled) syscall(SYS_getppid);
   return n >= 0 ? n : -err;
 }
 
@@ -186,7 +324,14 @@ Napi::Value EventfdReadDeadline(const Napi::CallbackInfo& info) {
   int signo = static_cast<int>(IntArg(info, 1, fn, "signo", SIGRTMIN, SIGRTMAX));
   int64_t ms = IntArg(info, 2, fn, "ms", 1, 60000);
   uint64_t v = 0;
-  ssize_t n = Bounded(info.Env(), signo, ms, fn, [&] { return read(fd, &v, sizeof v); });
+  // RWF_NOWAIT: eventfd's read_iter never sleeps with IOCB_NOWAIT (fs/eventfd.c, Linux 5.12+), whatever the
+  // front end did to O_NONBLOCK; a file without FMODE_NOWAIT answers EOPNOTSUPP and gets a plain read(2).
+  // Both run under the deadline: the guarantee does not rest on what kind of file the front end passed.
+  ssize_t n = Bounded(info.Env(), signo, ms, fn, [&] {
+    iovec io{&v, sizeof v};
+    ssize_t r = preadv2(fd, &io, 1, -1, RWF_NOWAIT);
+    return r < 0 && errno == EOPNOTSUPP ? read(fd, &v, sizeof v) : r;
+  });
   if (n == -EAGAIN) return info.Env().Null();
   if (n < 0) ThrowErrno(info.Env(), "read", static_cast<int>(-n), "(eventfd)");
   if (n != sizeof v) ThrowErrno(info.Env(), "read", EIO, "(eventfd, short read)");

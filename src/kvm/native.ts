@@ -189,12 +189,17 @@ export interface NativeAddon {
   /**
    * write(fd, u64) bounded by a deadline: true when added to the counter, false on EAGAIN (the counter is
    * full). A write still asleep after `ms` (the peer cleared O_NONBLOCK on the description it shares with
-   * us) is interrupted and throws a NativeError with code 'ETIMEDOUT': a per-thread timer sends `signo`,
-   * whose handler installKickHandler(signo) must have installed on this thread (else this throws). Other
-   * failures throw.
+   * us) is interrupted and throws a NativeError with code 'ETIMEDOUT': the addon's watchdog thread sends
+   * `signo` to this thread (within about a millisecond of the deadline), whose handler
+   * installKickHandler(signo) must have installed on this thread (else this throws). A call that does not
+   * sleep costs two atomic stores more than a plain write. Other failures throw.
    */
   eventfdWriteDeadline(fd: number, value: bigint, signo: number, ms: number): boolean;
-  /** read(fd) -> u64 bounded the same way; null on EAGAIN; ETIMEDOUT after `ms` asleep. */
+  /**
+   * preadv2(fd, RWF_NOWAIT) -> u64 (read(2) where the file has no RWF_NOWAIT), bounded the same way; null on
+   * EAGAIN (an eventfd never sleeps: an empty counter is null whatever O_NONBLOCK says); ETIMEDOUT after
+   * `ms` asleep.
+   */
   eventfdReadDeadline(fd: number, signo: number, ms: number): bigint | null;
 
   // --- bind mounts (native/mount.cc; the runtime's virtio-fs share, src/host/mounts.ts)

@@ -72,8 +72,10 @@ export interface SessionIo extends MapperIo {
 /**
  * The signal (SIGRTMIN + 3) that cuts short a read or write of a front-end fd still asleep after
  * FD_DEADLINE_MS: a no-op handler without SA_RESTART (the vCPU kick handler, DESIGN decision 4; the
- * in-process VMM kicks with SIGRTMIN + 2). Only a call that sleeps is interrupted, and with O_NONBLOCK set
- * none does unless the front end cleared it: a deadline this short costs an honest front end nothing.
+ * in-process VMM kicks with SIGRTMIN + 2), sent by the addon's watchdog thread (native/fd_guard.cc). Only a
+ * call that sleeps is interrupted, and with O_NONBLOCK set none does unless the front end cleared it (kick
+ * reads never sleep: RWF_NOWAIT): a deadline this short costs an honest front end nothing, and a call that
+ * does not sleep costs next to nothing more than the plain syscall.
  */
 export const FD_DEADLINE_SIGNAL_OFFSET = 3;
 export const FD_DEADLINE_MS = 1;

@@ -82,12 +82,59 @@ t.test('the addon: bounded eventfd calls come back when the peer made them block
   native.fdSetNonblock(full, true);
   t.equal(native.eventfdWriteDeadline(full, 1n, signo, 2), false, 'non-blocking and full: false (a signal is pending), no wait');
   const empty = native.eventfd(0, EFD_CLOEXEC);
-  t.throws(() => native.eventfdReadDeadline(empty, signo, 2), { code: 'ETIMEDOUT' }, 'a read of an empty blocking eventfd times out');
+  // RWF_NOWAIT: a blocking, empty eventfd reads as "nothing" at once; a read that slept would time out
+  // after the whole (long) deadline instead
+  const t0 = Date.now();
+  t.equal(native.eventfdReadDeadline(empty, signo, 5000), null, 'a read of an empty blocking eventfd: null (nothing to read), no wait');
+  t.ok(Date.now() - t0 < 2500, `and it did not sleep (${Date.now() - t0} ms)`);
   native.eventfdWrite(empty, 5n);
   t.equal(native.eventfdReadDeadline(empty, signo, 2), 5n, 'a read with something to read is not cut short');
   t.equal(native.eventfdWriteDeadline(empty, 1n, signo, 2), true);
   native.close(full);
   native.close(empty);
+});
+
+t.test('the addon: the deadline holds for a read that sleeps, and after the watchdog went idle', async (t) => {
+  const signo = native.sigrtmin() + FD_DEADLINE_SIGNAL_OFFSET;
+  native.installKickHandler(signo);
+  // a pty master has no RWF_NOWAIT (EOPNOTSUPP): the read falls back to read(2), which sleeps
+  const pty = native.openPty();
+  t.teardown(() => {
+    native.close(pty.master);
+    native.close(pty.slave);
+  });
+  const t0 = Date.now();
+  t.throws(() => native.eventfdReadDeadline(pty.master, signo, 2), { code: 'ETIMEDOUT' }, 'a read that sleeps times out');
+  t.ok(Date.now() - t0 < 1000, `promptly (${Date.now() - t0} ms for a 2 ms deadline)`);
+
+  // the watchdog sleeps after 100 ms without a call: the next call that sleeps must wake it
+  const full = fullBlockingEventfd();
+  t.teardown(() => native.close(full));
+  for (const idle of [150, 300]) {
+    await sleep(idle);
+    const t1 = Date.now();
+    t.throws(() => native.eventfdWriteDeadline(full, 1n, signo, 2), { code: 'ETIMEDOUT' }, `after ${idle} ms idle, a write to a full blocking eventfd still times out`);
+    t.ok(Date.now() - t1 < 1000, `promptly (${Date.now() - t1} ms)`);
+  }
+
+  // a timed-out call leaves no signal behind: the thread's next calls that do not sleep are not cut short
+  const ok = native.eventfd(0, EFD_CLOEXEC);
+  t.teardown(() => native.close(ok));
+  let interrupted = 0;
+  for (let i = 0; i < 200; i++) {
+    try {
+      native.eventfdWriteDeadline(full, 1n, signo, 1);
+    } catch {
+      // expected: ETIMEDOUT
+    }
+    try {
+      native.eventfdWriteDeadline(ok, 1n, signo, 1000);
+      if (native.eventfdReadDeadline(ok, signo, 1000) !== 1n) interrupted++;
+    } catch {
+      interrupted++;
+    }
+  }
+  t.equal(interrupted, 0, 'calls right after a timeout complete with their values');
 });
 
 t.test('a memfd the front end shrinks after SET_MEM_TABLE cannot hurt the back-end', async (t) => {
