@@ -21,7 +21,7 @@ import { VsockStreamBench } from './lib/vsock-throughput.js';
 import { closeSync, existsSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { randomFillSync } from 'node:crypto';
-import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { GuestMemory } from '../src/memory/guest-memory.js';
@@ -33,7 +33,7 @@ import { FileBackend, type BlockBackend } from '../src/virtio/blk/backend.js';
 import { BlockDevice } from '../src/virtio/blk/device.js';
 import { RngDevice } from '../src/virtio/rng/device.js';
 import { VSOCK_HDR_SIZE } from '../src/virtio/vsock/packet.js';
-import { round3, roundSummary, summarize, type Summary } from './lib/stats.js';
+import { machineInfo, roundSummary, summarize, type Summary } from './lib/stats.js';
 import { renderChart } from './lib/svg.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -640,15 +640,7 @@ async function main(): Promise<void> {
   } finally {
     for (const s of series) s.teardown?.();
   }
-  const machine = {
-    cpu: cpus()[0]?.model.trim() ?? 'unknown',
-    cores: cpus().length,
-    memGiB: round3(totalmem() / 2 ** 30),
-    kernel: release(),
-    node: process.version,
-    /** 1-minute load average before and after the runs: other work on the machine skews absolute numbers */
-    loadAvg: [round3(loadBefore), round3(loadavg()[0]!)],
-  };
+  const machine = machineInfo(loadBefore);
   const date = new Date().toISOString();
   const json = {
     bench: 'devices',

@@ -14,14 +14,14 @@
 
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { detectHost } from '../src/hypervisor/factory.js';
 import { runSeries, type SeriesResult } from './devices.js';
 import { BACKEND_PREFIX, fsDeviceSeries } from './fs-device.js';
 import { makeShare, runGuestBench, SERVERS, VIRTIOFSD, WORKLOADS, type GuestBenchResult, type ServerId, type ShareLayout, type Workload } from './fs-guest.js';
-import { round3, roundSummary, summarize, type Summary } from './lib/stats.js';
+import { machineInfo, round3, roundSummary, summarize, type Summary } from './lib/stats.js';
 import { renderChart, type ChartSeries } from './lib/svg.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -185,14 +185,7 @@ async function main(): Promise<void> {
     }
   }
 
-  const machine = {
-    cpu: cpus()[0]?.model.trim() ?? 'unknown',
-    cores: cpus().length,
-    memGiB: round3(totalmem() / 2 ** 30),
-    kernel: release(),
-    node: process.version,
-    loadAvg: [round3(loadBefore), round3(loadavg()[0]!)],
-  };
+  const machine = machineInfo(loadBefore);
   const date = new Date().toISOString();
   const json = {
     bench: 'fs',

@@ -1,5 +1,7 @@
 // Summary statistics for benchmark samples.
 
+import { cpus, loadavg, release, totalmem } from 'node:os';
+
 export interface Summary {
   median: number;
   p90: number;
@@ -50,5 +52,17 @@ export function roundSummary(s: Summary): Summary {
     max: round3(s.max),
     mean: round3(s.mean),
     runs: s.runs.map(round3),
+  };
+}
+
+/** The machine a bench ran on, with the 1-minute load average before and after the runs (other work skews them). */
+export function machineInfo(loadBefore: number): { cpu: string; cores: number; memGiB: number; kernel: string; node: string; loadAvg: number[] } {
+  return {
+    cpu: cpus()[0]?.model.trim() ?? 'unknown',
+    cores: cpus().length,
+    memGiB: round3(totalmem() / 2 ** 30),
+    kernel: release(),
+    node: process.version,
+    loadAvg: [round3(loadBefore), round3(loadavg()[0]!)],
   };
 }

@@ -304,6 +304,18 @@ export async function containerd(t: Test, kataToml = ''): Promise<Containerd> {
   return c;
 }
 
+/** Polls `ctr task ls` until `id` has `status` ('gone': not listed). */
+export async function taskStatus(c: Containerd, id: string, want: string, timeoutMs = 60_000): Promise<string> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await c.ctr(['task', 'ls']);
+    const line = r.stdout.split('\n').find((l) => l.split(/\s+/)[0] === id);
+    const st = line ? (line.trim().split(/\s+/)[2] ?? '') : 'gone';
+    if (st === want || Date.now() > end) return st;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 /** Mount points under `dir` in the host's mount namespace. */
 export function mountsUnder(dir: string): string[] {
   return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(dir));

@@ -11,7 +11,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { SHIM_STATE_DIR, shimRoot } from '../../src/shim/address.js';
-import { containerd, ctrSkipReason, exists, IMAGE, KATA, mountsUnder, RUNC, type Containerd } from './containerd-harness.js';
+import { containerd, ctrSkipReason, exists, IMAGE, KATA, mountsUnder, RUNC, taskStatus, type Containerd } from './containerd-harness.js';
 
 const skip = ctrSkipReason();
 const TIMEOUT = 600_000;
@@ -25,18 +25,6 @@ const PIDS_LIMIT = 99;
 /** ctr's default spec mounts no cgroup file system (CRI's does): this one lets the container read its limits */
 const CGROUP_MOUNT = 'type=cgroup,src=cgroup,dst=/sys/fs/cgroup,options=ro:nosuid:noexec:nodev';
 const hostKernel = spawnSync('uname', ['-r'], { encoding: 'utf8' }).stdout.trim();
-
-/** Polls `ctr task ls` until `id` has `status` ('gone': not listed). */
-async function taskStatus(c: Containerd, id: string, want: string, timeoutMs = 60_000): Promise<string> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const r = await c.ctr(['task', 'ls']);
-    const line = r.stdout.split('\n').find((l) => l.split(/\s+/)[0] === id);
-    const st = line ? (line.trim().split(/\s+/)[2] ?? '') : 'gone';
-    if (st === want || Date.now() > end) return st;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 function bundleOf(c: Containerd, id: string): string {
   return join(c.dir, 'state', 'io.containerd.runtime.v2.task', c.ns, id);

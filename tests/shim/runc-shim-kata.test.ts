@@ -8,7 +8,7 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { cliPath } from '../helpers/oci-harness.js';
-import { containerd, ctrSkipReason, IMAGE, RUNC, type Containerd } from './containerd-harness.js';
+import { containerd, ctrSkipReason, IMAGE, RUNC, taskStatus, type Containerd } from './containerd-harness.js';
 
 const skip = ctrSkipReason();
 const TIMEOUT = 600_000;
@@ -24,17 +24,6 @@ function kataBinary(c: Containerd): string {
 /** `ctr run` arguments for one binary: the runc shim, with kata-ts as its runc for 'kata'. */
 function runArgs(c: Containerd, b: (typeof BINARIES)[number]): string[] {
   return ['--runtime', RUNC, ...(b === 'kata' ? ['--runc-binary', kataBinary(c)] : [])];
-}
-
-async function taskStatus(c: Containerd, id: string, want: string, timeoutMs = 60_000): Promise<string> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const r = await c.ctr(['task', 'ls']);
-    const line = r.stdout.split('\n').find((l) => l.split(/\s+/)[0] === id);
-    const st = line ? (line.trim().split(/\s+/)[2] ?? '') : 'gone';
-    if (st === want || Date.now() > end) return st;
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 /** kata-ts sandboxes the runc shim left under its state root (a failed test): removed at the end. */
