@@ -128,6 +128,7 @@ class Agent {
   Reply signal_process(const std::string& payload);
   Reply wait_process(uint64_t conn, uint32_t stream, const std::string& payload);
   Reply stats_container(const std::string& payload);
+  Reply list_processes(const std::string& payload);
   Reply tty_win_resize(const std::string& payload);
   Reply close_stdin(const std::string& payload);
   Reply pause_container(const std::string& payload, bool pause);

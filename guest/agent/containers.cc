@@ -19,6 +19,7 @@
 #include "agent.h"
 #include "init.h"
 #include "json.h"
+#include "procs.h"
 #include "storage.h"
 #include "util.h"
 
@@ -530,6 +531,31 @@ Reply Agent::stats_container(const std::string& payload) {
     s.pids_max = read_u64_file(dir + "/pids.max", present);
   }
   return ok(msg::encode_stats(s));
+}
+
+// ListProcesses: what `runc ps` lists, the processes of the container's cgroup (cgroup.procs, as runc reads it),
+// with what `ps -ef` shows of each. Where the agent has no cgroup v2 path for the container (a cgroup v1 host
+// running the agent in the host tests), the container's processes and their descendants instead. A container
+// that is not running has none.
+Reply Agent::list_processes(const std::string& payload) {
+  constexpr size_t kMaxProcesses = 4096;
+  Reply r;
+  msg::ContainerRequest m;
+  if (!decode_req(payload, m, "ListProcessesRequest", r)) return r;
+  Container* c = find_container(m.container_id, r);
+  if (!c) return r;
+  std::vector<pid_t> pids;
+  if (c->state == Container::State::Running || c->state == Container::State::Created) {
+    const std::string dir = "/sys/fs/cgroup" + (c->cgroup == "/" ? std::string() : c->cgroup);
+    if (c->cgroup.empty() || c->cgroup == "/" || !read_cgroup_procs(dir, pids, kMaxProcesses)) {
+      std::vector<pid_t> roots;
+      if (!c->init->exited) roots.push_back(c->init->pid);
+      for (const auto& e : c->execs)
+        if (!e.second->exited) roots.push_back(e.second->pid);
+      pids = descendants(roots, kMaxProcesses);
+    }
+  }
+  return ok(msg::encode_process_list(proc_statuses(pids)));
 }
 
 // PauseContainer / ResumeContainer: `runc pause|resume ID` (the cgroup v2 freezer of the container's cgroup).

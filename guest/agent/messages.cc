@@ -173,6 +173,22 @@ std::string encode_stats(const CgroupStats& s) {
   return w.take();
 }
 
+std::string encode_process_list(const std::vector<ProcStatus>& procs) {
+  pb::Writer w;
+  for (const ProcStatus& p : procs) {
+    pb::Writer e;
+    e.uint64(1, p.pid);
+    e.uint64(2, p.ppid);
+    e.uint64(3, p.uid);
+    e.uint64(4, p.start_time);
+    e.uint64(5, p.cpu_millis);
+    e.string(6, p.tty);
+    e.string(7, p.cmd);
+    w.bytes_always(1, e.data());
+  }
+  return w.take();
+}
+
 std::string encode_guest_details(const GuestDetails& g) {
   pb::Writer w;
   w.string(1, g.agent_version);

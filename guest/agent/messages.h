@@ -6,6 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include "procs.h"
+
 namespace msg {
 
 constexpr size_t kMaxJson = 1 << 20;   // oci_spec_json / process_json: "At most 1 MiB"
@@ -67,5 +69,6 @@ std::string encode_guest_details(const GuestDetails& g);
 std::string encode_health(uint32_t status);  // HealthCheckResponse.ServingStatus (1 = SERVING)
 std::string encode_stdio_ack(uint32_t code, std::string_view message);
 std::string encode_oom_event(std::string_view container_id);
+std::string encode_process_list(const std::vector<ProcStatus>& procs);  // ListProcessesResponse
 
 }  // namespace msg

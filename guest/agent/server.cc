@@ -199,6 +199,7 @@ Reply Agent::dispatch(uint64_t conn, uint32_t stream, const ttrpc::Request& req)
   if (m == "SignalProcess") return signal_process(p);
   if (m == "WaitProcess") return wait_process(conn, stream, p);
   if (m == "StatsContainer") return stats_container(p);
+  if (m == "ListProcesses") return list_processes(p);
   if (m == "TtyWinResize") return tty_win_resize(p);
   if (m == "CloseStdin") return close_stdin(p);
   if (m == "PauseContainer") return pause_container(p, true);

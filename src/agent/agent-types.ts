@@ -88,6 +88,27 @@ export interface StatsContainerResponse {
   cgroup: CgroupStats | null;
 }
 
+export interface ListProcessesRequest {
+  container_id: string;
+}
+
+/** One process as `ps -ef` shows it (agent.proto ProcessStatus); guest pids and the guest's clock. */
+export interface ProcessStatus {
+  pid: number;
+  ppid: number;
+  uid: number;
+  /** seconds since the epoch */
+  start_time: number;
+  cpu_millis: number;
+  /** "pts/N", "ttyN", "ttySN", "console" or "" (none) */
+  tty: string;
+  cmd: string;
+}
+
+export interface ListProcessesResponse {
+  processes: ProcessStatus[];
+}
+
 export interface TtyWinResizeRequest {
   container_id: string;
   exec_id?: string;

@@ -20,6 +20,8 @@ import {
   type StartContainerRequest,
   type StatsContainerRequest,
   type StatsContainerResponse,
+  type ListProcessesRequest,
+  type ProcessStatus,
   type TtyWinResizeRequest,
   type UpdateContainerRequest,
   type WaitProcessRequest,
@@ -33,6 +35,9 @@ export type AgentCallOptions = Omit<CallOptions, 'metadata'>;
 
 /** agent.proto header: ids are 1..64 bytes of [A-Za-z0-9_.-], not starting with '.'. */
 const AGENT_ID = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$/;
+/** ListProcessesResponse bounds: the agent lists at most 4096; PID_MAX_LIMIT is 2^22 on 64-bit Linux. */
+const MAX_LISTED_PROCESSES = 4096;
+const PID_MAX = 1 << 22;
 
 export class AgentClient {
   private readonly rpc: TtrpcClient;
@@ -104,6 +109,19 @@ export class AgentClient {
 
   statsContainer(req: StatsContainerRequest, opts?: AgentCallOptions): Promise<StatsContainerResponse> {
     return this.call(AGENT_SERVICE, 'StatsContainer', agentCodecs.StatsContainerRequest(), agentCodecs.StatsContainerResponse(), req, opts);
+  }
+
+  /** The container's processes (guest pids). The guest's answer is checked: at most 4096, pids 1..2^22, short strings. */
+  async listProcesses(req: ListProcessesRequest, opts?: AgentCallOptions): Promise<ProcessStatus[]> {
+    const res = await this.call(AGENT_SERVICE, 'ListProcesses', agentCodecs.ListProcessesRequest(), agentCodecs.ListProcessesResponse(), req, opts);
+    const name = 'kata_ts.agent.ListProcessesResponse';
+    if (res.processes.length > MAX_LISTED_PROCESSES) throw new MalformedMessage(name, `${res.processes.length} processes (at most ${MAX_LISTED_PROCESSES})`);
+    for (const p of res.processes) {
+      // PID_MAX_LIMIT is 2^22 on 64-bit Linux; ppid 0 is the kernel's
+      if (p.pid < 1 || p.pid > PID_MAX || p.ppid > PID_MAX) throw new MalformedMessage(name, `pid ${p.pid} / ppid ${p.ppid} out of range (1..${PID_MAX})`);
+      if (p.tty.length > 32 || p.cmd.length > 8192) throw new MalformedMessage(name, `pid ${p.pid}: tty or command line too long`);
+    }
+    return res.processes;
   }
 
   async ttyWinResize(req: TtyWinResizeRequest, opts?: AgentCallOptions): Promise<void> {

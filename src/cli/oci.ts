@@ -101,11 +101,36 @@ export function runtimeOptions(g: GlobalOpts, env: NodeJS.ProcessEnv): RuntimeOp
   return o;
 }
 
-/** `list` output, the runc table shape (without CREATED/OWNER, which the state does not carry). */
-export function formatList(states: readonly OciState[]): string {
-  const rows = [['ID', 'PID', 'STATUS', 'BUNDLE'], ...states.map((s) => [s.id, String(s.pid), s.status, s.bundle])];
+/** Rows as columns two spaces apart, the last column unpadded (runc's tabwriter tables). */
+function formatTable(rows: readonly (readonly string[])[]): string {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]! + 2))).join('').trimEnd() + '\n').join('');
+}
+
+/** `list` output, the runc table shape (without CREATED/OWNER, which the state does not carry). */
+export function formatList(states: readonly OciState[]): string {
+  return formatTable([['ID', 'PID', 'STATUS', 'BUNDLE'], ...states.map((s) => [s.id, String(s.pid), s.status, s.bundle])]);
+}
+
+type ProcessRow = Awaited<ReturnType<typeof RuntimeApi.ps>>[number];
+
+const two = (n: number): string => String(n).padStart(2, '0');
+
+/** `ps` output: the columns of `ps -ef` (what runc ps shows by default), for the guest's processes. */
+export function formatPs(procs: readonly ProcessRow[], nowMs: number): string {
+  const rows = procs.map((p) => {
+    const start = new Date(p.start_time * 1000);
+    const today = new Date(nowMs).toDateString() === start.toDateString();
+    const stime = today ? `${two(start.getHours())}:${two(start.getMinutes())}` : `${start.toLocaleString('en', { month: 'short' })}${two(start.getDate())}`;
+    // ps's C: cpu time over lifetime, in percent
+    const lifeMs = Math.max(1, nowMs - p.start_time * 1000);
+    const c = Math.min(99, Math.floor((p.cpu_millis * 100) / lifeMs));
+    const secs = Math.floor(p.cpu_millis / 1000);
+    const days = Math.floor(secs / 86400);
+    const time = `${days > 0 ? `${days}-` : ''}${two(Math.floor(secs / 3600) % 24)}:${two(Math.floor(secs / 60) % 60)}:${two(secs % 60)}`;
+    return [p.uid === 0 ? 'root' : String(p.uid), String(p.pid), String(p.ppid), String(c), stime, p.tty === '' ? '?' : p.tty, time, p.cmd];
+  });
+  return formatTable([['UID', 'PID', 'PPID', 'C', 'STIME', 'TTY', 'TIME', 'CMD'], ...rows]);
 }
 
 /** What an OCI process.json (`exec --process`) contributes (runtime-spec config.md "process"). */
@@ -361,7 +386,7 @@ export function registerOciCommands(program: Command, overrides: Partial<OciDeps
     .option('-p, --process <file>', 'read the process (args, env, cwd, terminal) from an OCI process.json')
     .option('-d, --detach', 'return once the process runs; its stdio relay (the --pid-file pid) exits with its status')
     .option('--pid-file <file>', 'write the pid of the process (its stdio relay on the host) to this file')
-    .option('--console-socket <path>', 'with --tty: where the pty master goes (not supported yet)')
+    .option('--console-socket <path>', 'with --tty: unix socket that receives the pty master (SCM_RIGHTS), as with runc')
     .passThroughOptions()
     .argument('<container-id>', 'container id')
     .argument('[command...]', 'command and arguments')
@@ -379,7 +404,6 @@ export function registerOciCommands(program: Command, overrides: Partial<OciDeps
         const env = [...base, ...(c.env ?? [])];
         const cwd = c.cwd ?? pf?.cwd;
         const tty = c.tty === true || pf?.terminal === true;
-        if (c.consoleSocket !== undefined && tty) throw new InvalidArgumentError('exec --console-socket: handing the pty master over a socket is not supported yet; run exec -t from a terminal instead');
         return rt.exec(o, id, {
           args,
           tty,
@@ -388,19 +412,25 @@ export function registerOciCommands(program: Command, overrides: Partial<OciDeps
           stdio: d.stdio,
           ...(c.detach === true ? { detach: true } : {}),
           ...(c.pidFile !== undefined ? { pidFile: resolve(c.pidFile) } : {}),
+          ...(c.consoleSocket !== undefined ? { consoleSocket: resolve(c.consoleSocket) } : {}),
         });
       }),
     );
 
   program
     .command('ps')
-    .description('list the processes of a container')
+    .description("list the processes of a container (guest pids; the table has ps -ef's columns)")
     .addOption(new Option('-f, --format <format>', 'output format').choices(['table', 'json']).default('table'))
     .argument('<container-id>', 'container id')
+    .argument('[ps-options...]', 'ps options: only -ef, the default (the guest has no ps to pass others to)')
+    .allowUnknownOption()
     .action(
-      withId(async (id: string, c: { format: 'table' | 'json' }) => {
-        const pids = await (await d.runtime()).ps(opts(), id);
-        d.stdout(c.format === 'json' ? JSON.stringify(pids) + '\n' : ['PID', ...pids.map(String)].join('\n') + '\n');
+      withId(async (id: string, psOptions: string[], c: { format: 'table' | 'json' }) => {
+        const other = psOptions.filter((a) => a !== '-ef' && a !== '-e' && a !== '-f');
+        if (other.length > 0) throw new InvalidArgumentError(`ps options ${other.join(' ')} are not supported: the table has the columns of ps -ef (use --format json for the pids)`);
+        const procs = await (await d.runtime()).ps(opts(), id);
+        // runc ps --format json prints the pids only
+        d.stdout(c.format === 'json' ? JSON.stringify(procs.map((p) => p.pid)) + '\n' : formatPs(procs, Date.now()));
       }),
     );
 

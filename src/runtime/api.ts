@@ -30,6 +30,7 @@ import { appendLogRecord } from './log-record.js';
 import { applyAnnotations, ConfigError, loadConfig, type HypervisorSection, type RuntimeConfig } from './config.js';
 import { checkContainerId } from './container-id.js';
 import { call, execResult, psResult, type ControlRequest } from './control.js';
+import type { ProcessStatus } from '../agent/index.js';
 import { readBundle, type Bundle, type OciProcess } from './bundle.js';
 import { guestSpec, netnsPrefix, networkNamespacePath, readPodNetwork } from './pod-network.js';
 import { RuntimeError } from './errors.js';
@@ -269,6 +270,8 @@ interface RelayOptions {
   detached: boolean;
   /** make the tty on its stdio its controlling terminal (a console-socket pty; detached only) */
   ctty?: boolean;
+  /** with `detached`: still let the caller wait for its exit (exec --console-socket without --detach) */
+  keepRef?: boolean;
   signal?: AbortSignal | undefined;
 }
 
@@ -284,15 +287,16 @@ async function spawnRelay(s: RelayOptions): Promise<ChildProcess> {
     if (s.signal?.aborted) throw interrupted(s.id, s.signal);
     throw new RuntimeError('INTERNAL', `the stdio relay of ${s.id} failed: ${answer.replace(/^error /, '')}`);
   }
-  if (s.detached) child.unref();
+  if (s.detached && s.keepRef !== true) child.unref();
   return child;
 }
 
 /**
- * create --console-socket: a host pty whose master goes to the caller's socket and whose slave is the stdio of the
- * init process's relay, which forwards it to the guest pty (and the slave's size, control op `resize`).
+ * create/exec --console-socket: a host pty whose master goes to the caller's socket and whose slave is the stdio of
+ * the process's relay, which forwards it to the guest pty (and the slave's size, control op `resize`). The relay
+ * runs in its own session with that pty as its controlling terminal; `wait` keeps it referenced for the caller.
  */
-async function consoleRelay(sock: string, id: string, consoleSocket: string, signal: AbortSignal | undefined): Promise<ChildProcess> {
+async function consoleRelay(sock: string, id: string, exec: string, consoleSocket: string, o: { signal?: AbortSignal | undefined; wait?: boolean } = {}): Promise<ChildProcess> {
   const pty = openPty();
   try {
     try {
@@ -300,7 +304,17 @@ async function consoleRelay(sock: string, id: string, consoleSocket: string, sig
     } catch (e) {
       throw new RuntimeError('INVALID', `cannot hand the terminal to --console-socket ${consoleSocket}: ${(e as Error).message}`);
     }
-    return await spawnRelay({ sock, id, exec: '', tty: true, ctty: true, stdio: { stdin: pty.slave, stdout: pty.slave, stderr: pty.slave }, detached: true, signal });
+    return await spawnRelay({
+      sock,
+      id,
+      exec,
+      tty: true,
+      ctty: true,
+      stdio: { stdin: pty.slave, stdout: pty.slave, stderr: pty.slave },
+      detached: true,
+      keepRef: o.wait === true,
+      signal: o.signal,
+    });
   } finally {
     closeSync(pty.master);
     closeSync(pty.slave);
@@ -370,7 +384,7 @@ async function createInternal(o: RuntimeOptions, id: string, a: CreateArgs, deta
     // a terminal goes to --console-socket; `run` (not detached) gives the caller's own terminal, as runc run does
     const relay =
       b.terminal && a.consoleSocket !== undefined
-        ? await consoleRelay(sock, id, a.consoleSocket, signal)
+        ? await consoleRelay(sock, id, '', a.consoleSocket, { signal })
         : await spawnRelay({ sock, id, exec: '', tty: b.terminal, stdio: a.stdio, detached, signal });
     signal?.throwIfAborted();
     // the container exists in the guest: the create-time hooks, with its state (a failure undoes the create)
@@ -594,11 +608,13 @@ function signalNumber(sig: NodeJS.Signals): number {
 export async function exec(
   o: RuntimeOptions,
   id: string,
-  a: { args: string[]; tty: boolean; env?: string[]; cwd?: string; stdio: StdioFds; detach?: boolean; pidFile?: string },
+  a: { args: string[]; tty: boolean; env?: string[]; cwd?: string; stdio: StdioFds; detach?: boolean; pidFile?: string; consoleSocket?: string },
 ): Promise<number> {
-  const rec = mustRead(o, id);
   if (a.args.length === 0) throw new RuntimeError('INVALID', 'exec needs a command: kata-ts exec ID CMD [ARGS...]');
-  if (a.detach && a.tty) throw new RuntimeError('INVALID', 'exec --detach --tty needs a pty handed over --console-socket, which kata-ts does not do yet: drop --tty, or --detach');
+  // runc's rules: a detached terminal goes to the caller's socket, and a socket is only for a terminal
+  if (a.detach && a.tty && a.consoleSocket === undefined) throw new RuntimeError('INVALID', 'exec --detach --tty: pass --console-socket SOCKET to receive the pty master (as with runc), or drop --tty');
+  if (a.consoleSocket !== undefined && !a.tty) throw new RuntimeError('INVALID', 'exec --console-socket is for a terminal: add --tty (or process.terminal in --process), or drop --console-socket');
+  const rec = mustRead(o, id);
   const st = effectiveStatus(rec, sandboxAlive(rootOf(o), rec.sandboxId));
   if (st !== 'running') throw new RuntimeError('STATE', `container '${id}' is ${st}: exec needs a running container`);
   let base: OciProcess = {};
@@ -618,13 +634,17 @@ export async function exec(
   const r = await call(sock, { op: 'exec', id, process: proc }, 60_000, execResult);
   // --detach (containerd's runc shim: exec --detach --pid-file P): the process's stdio relay runs on without
   // us and exits with the process's status; its pid is the one to wait for, as create's is
-  const relay = await spawnRelay({ sock, id, exec: r.exec, tty: a.tty, stdio: a.stdio, detached: a.detach === true });
+  const relay =
+    a.consoleSocket !== undefined
+      ? await consoleRelay(sock, id, r.exec, a.consoleSocket, { wait: a.detach !== true })
+      : await spawnRelay({ sock, id, exec: r.exec, tty: a.tty, stdio: a.stdio, detached: a.detach === true });
   if (a.pidFile) writePrivate(a.pidFile, String(relay.pid));
   if (a.detach) return 0;
   return new Promise<number>((resolve) => relay.once('exit', (code, sig) => resolve(code ?? (sig ? 128 + signalNumber(sig) : 255))));
 }
 
-export async function ps(o: RuntimeOptions, id: string): Promise<number[]> {
+/** The container's processes, as the guest agent lists them (guest pids); none once its sandbox has gone. */
+export async function ps(o: RuntimeOptions, id: string): Promise<ProcessStatus[]> {
   const rec = mustRead(o, id);
   if (!sandboxAlive(rootOf(o), rec.sandboxId)) return [];
   return call(ctl(o, rec), { op: 'ps', id }, 30_000, psResult);

@@ -15,8 +15,6 @@ export const INIT = '';
 export interface ContainerProcess {
   /** exit code once the process has exited */
   exit: number | undefined;
-  /** host pid of its stdio relay (stdio-relay-main.ts) once it announced itself, 0 before */
-  relayPid: number;
   tty: boolean;
 }
 
@@ -54,7 +52,7 @@ export class Container {
       created: now.toISOString(),
       ...(n.slot !== undefined ? { slot: n.slot } : {}),
     };
-    this.procs.set(INIT, { exit: undefined, relayPid: 0, tty: n.tty });
+    this.procs.set(INIT, { exit: undefined, tty: n.tty });
   }
 
   get status(): ContainerStatus {
@@ -116,12 +114,12 @@ export class Container {
   /** A process the agent started with ExecProcess (checkExec() passed before the call). */
   addExec(exec: string, tty: boolean): void {
     if (this.procs.has(exec)) throw new RuntimeError('EXISTS', `process '${exec}' exists in container '${this.id}'`);
-    this.procs.set(exec, { exit: undefined, relayPid: 0, tty });
+    this.procs.set(exec, { exit: undefined, tty });
   }
 
   /** The stdio relay of `exec` announced its host pid; for init it becomes state.pid (`pidStart` its start time). */
   setRelay(exec: string, pid: number, pidStart: number): void {
-    this.process(exec).relayPid = pid;
+    this.process(exec);
     if (exec === INIT) {
       this.record.pid = pid;
       this.record.pidStart = pidStart;
@@ -157,10 +155,5 @@ export class Container {
   waitExit(exec: string): Promise<number> {
     this.process(exec);
     return new Promise((resolve) => this.onExit(exec, resolve));
-  }
-
-  /** Host pids of the stdio relays of the processes still running (`ps`). */
-  relayPids(): number[] {
-    return [...this.procs.values()].filter((p) => p.exit === undefined && p.relayPid > 0).map((p) => p.relayPid);
   }
 }

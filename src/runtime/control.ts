@@ -88,8 +88,18 @@ export const controlReply: Check<ControlReply> = define('an object with ok true 
 
 /** The result of `exec`: the id the sandbox gave the new process. */
 export const execResult = object({ exec: nonEmptyString });
-/** The result of `ps`: host pids of the live processes' stdio relays. */
-export const psResult = array(int(1));
+/** The result of `ps`: the container's processes as the guest agent lists them (guest pids, agent.proto ProcessStatus). */
+export const psResult = array(
+  object({
+    pid: int(1),
+    ppid: int(0),
+    uid: int(0),
+    start_time: int(0),
+    cpu_millis: int(0),
+    tty: string,
+    cmd: string,
+  }),
+);
 /** The result of `wait`, and the second line of `relay`: the process's exit code. */
 export const exitResult = object({ exitCode: int(0, 255) });
 

@@ -348,8 +348,15 @@ export class Sandbox {
         this.watch(c, exec);
         return { exec };
       }
-      case 'ps':
-        return this.get(req.id).relayPids();
+      case 'ps': {
+        // as runc ps: the processes of the container's cgroup, here the guest's (guest pids)
+        this.get(req.id);
+        try {
+          return await this.agent.listProcesses({ container_id: req.id });
+        } catch (e) {
+          throw agentError(e, `ps of container '${req.id}' failed`);
+        }
+      }
       case 'pause':
       case 'resume': {
         const c = this.get(req.id);

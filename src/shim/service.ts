@@ -6,8 +6,9 @@
 //
 // Processes: the init process (exec id "") and each exec, with containerd's states created → running → stopped.
 // An exec is only recorded by Exec and started in the guest by Start (the agent's ExecProcess runs it at once).
-// Pids: the guest's pids are not host pids; like Kata, every process reports the shim's own pid (the VMM runs in
-// or under it).
+// Pids: the processes of the container's cgroup in the guest, as the agent's ListProcesses lists them (what runc ps
+// lists for runc's shim); they are guest pids, not host pids. State and TaskCreate/TaskStart events report the
+// shim's own pid (the VMM runs in or under it), as Kata does.
 // Exit: a process's exit is recorded once the agent reports it and its stdout/stderr reached their FIFOs, then
 // TaskExit is published and Wait answers.
 // OOM: while the VM lives the shim long-polls the agent's GetOOMEvent (as Kata's shim does) and publishes TaskOOM
@@ -408,9 +409,11 @@ export class TaskService {
     return { exit_status: p.exitStatus, exited_at: ts(p.exitedAt) };
   }
 
-  pids(id: string): { processes: { pid: number }[] } {
+  async pids(id: string): Promise<{ processes: { pid: number }[] }> {
     const t = this.task(id);
-    return { processes: [t.init, ...t.execs.values()].filter((p) => p.status === 'running').map(() => ({ pid: this.pid })) };
+    if (t.init.status !== 'running') return { processes: [] };
+    const procs = await this.agentClient.listProcesses({ container_id: id });
+    return { processes: procs.map((p) => ({ pid: p.pid })) };
   }
 
   async pause(id: string): Promise<void> {

@@ -25,6 +25,7 @@ import {
   encodeFrame,
   encodeRequest,
   type TtrpcResponse,
+  type ProcessStatus,
   AGENT_SERVICE,
   HEALTH_SERVICE,
 } from '../../src/agent/index.js';
@@ -345,6 +346,42 @@ t.test('guest agent on the host with real runc', { skip }, async (t) => {
     const r = await w;
     t.same(r, { exit_code: 137, signal: 9 }, 'killed by SIGKILL after the timeout');
     t.notOk(existsSync(join(dir, 'mnt', 'c3', 'bin')), 'storage unmounted');
+  });
+
+  await t.test('ListProcesses: the container\'s processes (its own and exec\'d, with their children) as ps -ef shows them', async (t) => {
+    await client.createContainer({
+      container_id: 'ps1',
+      oci_spec_json: ociSpec(['sh', '-c', 'sleep 1001 & sleep 1002 & wait']),
+      storages: [storage('ps1')],
+      rootfs: join(dir, 'mnt', 'ps1'),
+    });
+    await client.startContainer({ container_id: 'ps1' });
+    await client.execProcess({ container_id: 'ps1', exec_id: 'e', process_json: processJson(['sleep', '1003']) });
+    await client.execProcess({ container_id: 'ps1', exec_id: 't', process_json: processJson(['sleep', '1004'], true) });
+    const byCmd = async (): Promise<Map<string, ProcessStatus>> => new Map((await client.listProcesses({ container_id: 'ps1' })).map((p) => [p.cmd, p]));
+    let procs = await byCmd();
+    for (let i = 0; i < 100 && procs.size < 5; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      procs = await byCmd();
+    }
+    t.same([...procs.keys()].sort(), ['sh -c sleep 1001 & sleep 1002 & wait', 'sleep 1001', 'sleep 1002', 'sleep 1003', 'sleep 1004'], 'the init, its children and both execs; nothing else');
+    const sh = procs.get('sh -c sleep 1001 & sleep 1002 & wait')!;
+    t.equal(procs.get('sleep 1001')?.ppid, sh.pid, 'a child names the init as its parent');
+    t.equal(procs.get('sleep 1002')?.ppid, sh.pid);
+    for (const p of procs.values()) {
+      t.equal(p.uid, 0, `${p.cmd}: uid 0`);
+      t.ok(Math.abs(p.start_time - Date.now() / 1000) < 120, `${p.cmd}: started just now (${p.start_time})`);
+      t.ok(existsSync(`/proc/${p.pid}`), `${p.cmd}: pid ${p.pid} is a live (host) process`);
+    }
+    t.equal(procs.get('sleep 1003')?.tty, '', 'no terminal: no tty');
+    t.match(procs.get('sleep 1004')?.tty, /^pts\/\d+$/, 'a terminal exec runs on a pts');
+
+    const w = client.waitProcess({ container_id: 'ps1' });
+    await client.signalProcess({ container_id: 'ps1', signal: 9 });
+    await w;
+    t.same(await client.listProcesses({ container_id: 'ps1' }), [], 'a stopped container has no processes');
+    await rejectsWithCode(t, client.listProcesses({ container_id: 'nope' }), Code.NOT_FOUND, 'unknown container');
+    await client.removeContainer({ container_id: 'ps1' });
   });
 
   await t.test('UpdateContainer: runc update sets the cgroup limits; bad requests get their codes; GetOOMEvent waits without blocking the agent', async (t) => {

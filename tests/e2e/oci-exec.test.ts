@@ -30,11 +30,15 @@ t.test('exec while running, ps (kata-ts and runc)', { skip, timeout: TIMEOUT }, 
     const ps = await cli(w, rt, ['ps', '--format', 'json', id]);
     t.equal(ps.code, 0, `${rt} ps: ${ps.stderr}`);
     const pids = ps.code === 0 ? (JSON.parse(ps.stdout) as unknown[]) : [];
-    t.ok(pids.length >= 1 && pids.every((p) => Number.isInteger(p) && (p as number) > 0), `${rt} ps lists pids: ${ps.stdout.trim()}`);
+    t.ok(pids.length === 1 && pids.every((p) => Number.isInteger(p) && (p as number) > 0), `${rt} ps lists the one live process (the execs have ended): ${ps.stdout.trim()}`);
+    // the table has ps -ef's columns: the container's process only, no relay or shim of the host
+    const table = await cli(w, rt, ['ps', id]);
+    const rows = table.stdout.trim().split('\n');
+    const cmds = rows.slice(1).map((l) => l.trim().split(/\s+/).slice(7).join(' '));
     const still = await waitStatus(w, rt, id, 'running', 1000);
     t.equal((await cli(w, rt, ['delete', '--force', id])).code, 0, `${rt} delete --force`);
     t.same(w.leftovers(rt), [], `${rt}: nothing left under --root`);
-    res[rt] = [[e1.code, e1.stdout, e1.stderr.replace(/^time=.*\n/gm, '')], [e2.code, e2.stdout], [e3.code, e3.stdout], still];
+    res[rt] = [[e1.code, e1.stdout, e1.stderr.replace(/^time=.*\n/gm, '')], [e2.code, e2.stdout], [e3.code, e3.stdout], still, rows[0]?.split(/\s+/), cmds];
   }
   t.same(res.kata, res.runc, 'kata-ts and runc agree (exit codes, stdout, stderr)');
   t.same(pidsMentioning(w.roots.kata), [], 'no process left behind');

@@ -1,7 +1,7 @@
 // End to end: Debian's podman 4.3 (with conmon) running containers with `--runtime` kata-ts and with runc on the
 // same rootfs, offline (`--rootfs DIR`): run --rm with podman's default network (the VM takes over the pod's
 // veth: the container reaches an HTTP server on the host through the pod's gateway), run -t under script(1)
-// (conmon hands the terminal over --console-socket), and run -d + exec + stop + rm. Same output and exit codes.
+// (conmon hands the terminal over --console-socket), and run -d + exec + exec -t + stop + rm. Same output and exit codes.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -43,7 +43,7 @@ function podmanRun(store: string, args: string[], o: { tty?: boolean; timeoutMs?
   });
 }
 
-t.test('podman run, run -t, run -d + exec + stop + rm (kata-ts and runc)', { skip, timeout: TIMEOUT }, async (t) => {
+t.test('podman run, run -t, run -d + exec + exec -t + stop + rm (kata-ts and runc)', { skip, timeout: TIMEOUT }, async (t) => {
   const w = workdir(t);
   const rootfs = join(w.bundle('b', ['true']), 'rootfs');
   const kata = join(w.dir, 'kata-ts');
@@ -76,11 +76,16 @@ t.test('podman run, run -t, run -d + exec + stop + rm (kata-ts and runc)', { ski
     const ex = await podmanRun(store, ['exec', name, 'sh', '-c', 'echo in-exec; exit 5']);
     t.equal(ex.code, 5, `${rt}: podman exec exits 5 (${ex.stderr})`);
     t.equal(ex.stdout, 'in-exec\n', `${rt}: exec output`);
+    // podman exec -t: conmon runs `exec --detach --tty --console-socket S --pid-file P` and relays the master
+    const ext = await podmanRun(store, ['exec', '-t', name, 'sh', '-c', 'test -t 0 && echo exec-has-a-tty; exit 6'], { tty: true });
+    const extOut = ext.stdout.replace(/\r/g, '');
+    t.equal(ext.code, 6, `${rt}: podman exec -t exits 6 (${ext.stderr})`);
+    t.match(extOut, /exec-has-a-tty/, `${rt}: the exec has a terminal: ${JSON.stringify(extOut)}`);
     const stop = await podmanRun(store, ['stop', '-t', '5', name]);
     t.equal(stop.code, 0, `${rt}: podman stop (${stop.stderr})`);
     const rm = await podmanRun(store, ['rm', name]);
     t.equal(rm.code, 0, `${rt}: podman rm (${rm.stderr})`);
-    seen[rt] = [r.code, r.stdout, tty.code, /stdin-is-a-tty/.test(ttyOut), d.code, ex.code, ex.stdout, stop.code, rm.code];
+    seen[rt] = [r.code, r.stdout, tty.code, /stdin-is-a-tty/.test(ttyOut), d.code, ex.code, ex.stdout, ext.code, /exec-has-a-tty/.test(extOut), stop.code, rm.code];
   }
   t.same(seen['kata'], seen['runc'], 'kata-ts and runc agree');
   t.same(pidsMentioning(kata), [], 'no kata-ts process left behind');

@@ -215,7 +215,7 @@ t.test('lifecycle: created → running → stopped with the exit code; delete of
   await rejectsWith(t, r.ctl({ op: 'start', id: SID }), 'STATE', /is running, not created: only a created container can be started/);
   await rejectsWith(t, r.ctl({ op: 'delete', id: SID, force: false }), 'STATE', /is running: stop it first \(kata-ts kill\) or use delete --force/);
   t.match(r.state(), { status: 'running' }, 'a refused delete changes nothing');
-  t.same(await r.ctl({ op: 'ps', id: SID }, psResult), [process.pid], 'ps lists the live relay');
+  t.match(await r.ctl({ op: 'ps', id: SID }, psResult), [{ pid: 1, cmd: `fake ${SID}/` }], 'ps lists the guest process the agent reports');
 
   const waited = r.ctl({ op: 'wait', id: SID, exec: '' }, exitResult);
   await until('WaitProcess', () => r.agent.methods().includes('WaitProcess'));
@@ -224,12 +224,13 @@ t.test('lifecycle: created → running → stopped with the exit code; delete of
   t.same(JSON.parse(await relayExit), { ok: true, result: { exitCode: 3 } }, 'and the stdio relay');
   t.match(r.state(), { status: 'stopped', exitCode: 3 });
   t.same(await r.ctl({ op: 'ps', id: SID }, psResult), [], 'no live process');
+  t.ok(r.agent.methods(SID).includes('ListProcesses'), 'ps asks the agent');
   await rejectsWith(t, r.ctl({ op: 'kill', id: SID, signal: 9, all: false }), 'STATE', /is stopped: nothing to signal/);
 
   t.same(await r.ctl({ op: 'delete', id: SID, force: false }), {});
   t.notOk(existsSync(statePath(r.root, SID)), 'state.json removed');
   await r.sandbox.closed;
-  t.same(r.agent.methods(), ['Check', 'CreateContainer', 'StartContainer', 'WaitProcess', 'RemoveContainer', 'DestroySandbox'], 'agent calls, in order');
+  t.same(r.agent.methods(), ['Check', 'CreateContainer', 'StartContainer', 'WaitProcess', 'ListProcesses', 'ListProcesses', 'RemoveContainer', 'DestroySandbox'], 'agent calls, in order');
   t.same(r.hv.exitReason, { kind: 'shutdown' }, 'the guest powered off after DestroySandbox');
   t.notOk(r.hv.calls.includes('stopVm'), 'so the VM did not need stopping');
   t.notOk(existsSync(join(r.root, SID)), 'the sandbox directory (socket, disks, sandbox.json) is gone');
@@ -421,7 +422,7 @@ t.test('the control socket serves only its own uid or root (SO_PEERCRED) (issue 
   t.same(await r.ctl(createReq(r, SID)), {}, 'root is served');
   const own = process.getuid?.() ?? 0;
   cred = { pid: process.pid, uid: own, gid: own };
-  t.same(await r.ctl({ op: 'ps', id: SID }, psResult), [], 'the sandbox\'s own uid is served');
+  t.match(await r.ctl({ op: 'ps', id: SID }, psResult), [{ pid: 1 }], 'the sandbox\'s own uid is served');
 });
 
 t.test('a relay registers only its own pid: a forged pid is refused and delete could never signal it (issue 14 item 2)', async (t) => {

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import t from 'tap';
 import { RuntimeError } from '../../src/runtime/api.js';
-import { DEFAULT_ENV, bundleEnv, errorLine, formatList, parseSignal, registerOciCommands, runtimeOptions, useOneLineErrors } from '../../src/cli/oci.js';
+import { DEFAULT_ENV, bundleEnv, errorLine, formatList, formatPs, parseSignal, registerOciCommands, runtimeOptions, useOneLineErrors } from '../../src/cli/oci.js';
 import type { OciRuntime, OciState } from '../../src/cli/oci.js';
 
 interface Call {
@@ -35,11 +35,15 @@ function fakeRuntime(calls: Call[], fail?: RuntimeError): OciRuntime {
     remove: rec('remove', undefined),
     run: rec('run', 7),
     exec: rec('exec', 3),
-    ps: rec('ps', [1, 12]),
+    ps: rec('ps', [proc(1, 0, 'sh -c sleep'), proc(12, 1, 'sleep 100')]),
     list: rec('list', [sample]),
     pause: rec('pause', undefined),
     resume: rec('resume', undefined),
   };
+}
+
+function proc(pid: number, ppid: number, cmd: string) {
+  return { pid, ppid, uid: 0, start_time: Math.floor(Date.now() / 1000) - 10, cpu_millis: 0, tty: '', cmd };
 }
 
 async function cli(argv: string[], opts: { fail?: RuntimeError; env?: NodeJS.ProcessEnv } = {}) {
@@ -96,8 +100,21 @@ t.test('state prints the state JSON; list and ps formats', async (t) => {
   t.match(l.out, /^ID\s+PID\s+STATUS\s+BUNDLE\nc1\s+4242\s+running\s+\/b\n$/);
   t.same(JSON.parse((await cli(['list', '-f', 'json'])).out), [sample]);
   t.equal((await cli(['list', '-q'])).out, 'c1\n');
-  t.equal((await cli(['ps', 'c1'])).out, 'PID\n1\n12\n');
-  t.equal((await cli(['ps', '--format', 'json', 'c1'])).out, '[1,12]\n');
+  t.match((await cli(['ps', 'c1'])).out, /^UID\s+PID\s+PPID\s+C\s+STIME\s+TTY\s+TIME\s+CMD\nroot\s+1\s+0\s+0\s+\d\d:\d\d\s+\?\s+00:00:00\s+sh -c sleep\nroot\s+12\s+1\s+.*sleep 100\n$/);
+  t.equal((await cli(['ps', '--format', 'json', 'c1'])).out, '[1,12]\n', 'json: the pids, as runc prints them');
+  t.equal((await cli(['ps', 'c1', '-ef'])).out.split('\n').length, 4, 'ps -ef is the default table');
+  const bad = await cli(['ps', 'c1', '-o', 'pid']);
+  t.equal(bad.code, 1);
+  t.match(bad.err, /^kata-ts: ps options -o pid are not supported: the table has the columns of ps -ef/);
+});
+
+t.test('formatPs: the columns of ps -ef', async (t) => {
+  const now = new Date(2026, 11, 5, 12, 0, 0).getTime();
+  const start = new Date(2026, 11, 5, 10, 7, 0).getTime() / 1000;
+  const out = formatPs([{ pid: 7, ppid: 1, uid: 1000, start_time: start, cpu_millis: 3_723_000 + 86_400_000, tty: 'pts/0', cmd: 'top -b' }], now);
+  t.equal(out, 'UID   PID  PPID  C   STIME  TTY    TIME        CMD\n1000  7    1     99  10:07  pts/0  1-01:02:03  top -b\n');
+  const old = formatPs([{ pid: 7, ppid: 1, uid: 0, start_time: new Date(2026, 10, 3, 9, 0).getTime() / 1000, cpu_millis: 0, tty: '', cmd: '[sh]' }], now);
+  t.match(old, /\nroot\s+7\s+1\s+0\s+Nov03\s+\?\s+00:00:00\s+\[sh\]\n$/, 'a start before today shows the date');
 });
 
 t.test('kill: default SIGTERM, names and numbers like runc, --all', async (t) => {

@@ -91,6 +91,8 @@ t.test('bad and unknown ids', async (t) => {
   await rejects(t, api.remove(o, 'nope'), 'NOT_FOUND', /does not exist/);
   await rejects(t, api.ps(o, 'nope'), 'NOT_FOUND', /does not exist/);
   await rejects(t, api.exec(o, 'nope', { args: ['true'], tty: false, stdio }), 'NOT_FOUND', /does not exist/);
+  await rejects(t, api.exec(o, 'nope', { args: ['sh'], tty: true, detach: true, stdio }), 'INVALID', /exec --detach --tty: pass --console-socket SOCKET/);
+  await rejects(t, api.exec(o, 'nope', { args: ['sh'], tty: false, consoleSocket: '/tmp/s', stdio }), 'INVALID', /--console-socket is for a terminal: add --tty/);
   t.same(await api.list(o), []);
   t.same(left(), []);
 });

@@ -104,6 +104,17 @@ export class FakeAgent {
         ]);
         return c.WaitProcessResponse().encode(res);
       },
+      ListProcesses: (p) => {
+        const r = c.ListProcessesRequest().decode(p);
+        this.calls.push({ method: 'ListProcesses', container_id: r.container_id });
+        this.mustHave(r.container_id);
+        // one guest process per live process of the container, pid = 1 + its index among them
+        const live = [...this.procs.entries()].filter(([k, v]) => k.startsWith(key(r.container_id)) && v.result === undefined);
+        const now = Math.floor(Date.now() / 1000);
+        return c.ListProcessesResponse().encode({
+          processes: live.map(([k], i) => ({ pid: i + 1, ppid: 0, uid: 0, start_time: now, cpu_millis: 0, tty: '', cmd: `fake ${k}` })),
+        });
+      },
       RemoveContainer: (p) => {
         const r = c.RemoveContainerRequest().decode(p);
         this.calls.push({ method: 'RemoveContainer', container_id: r.container_id });
