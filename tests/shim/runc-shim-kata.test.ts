@@ -54,6 +54,11 @@ t.test('ctr run --rm, run -d + exec + pause/resume + metrics + kill, run -t: kat
     const ex = await c.ctr(['task', 'exec', '--exec-id', 'e1', id, 'sh', '-c', 'echo in-exec; exit 5']);
     t.equal(ex.code, 5, `${b}: task exec exits 5 (${ex.stderr})`);
     t.equal(ex.stdout, 'in-exec\n', `${b}: exec stdout`);
+    // task exec -t: the runc shim calls `exec --detach --tty --console-socket S --pid-file P`
+    const ext = await c.ctrTty(['task', 'exec', '-t', '--exec-id', 'e2', id, 'sh', '-c', 'test -t 0 && echo exec-has-a-tty; exit 6']);
+    const extOut = ext.stdout.replace(/\r/g, '');
+    t.equal(ext.code, 6, `${b}: task exec -t exits 6 (${ext.stderr})`);
+    t.match(extOut, /exec-has-a-tty/, `${b}: the exec has a terminal: ${JSON.stringify(extOut)}`);
     const metrics = await c.ctr(['task', 'metrics', id]);
     t.equal(metrics.code, 0, `${b}: task metrics (${metrics.stderr})`);
     const usage = /memory\.usage_in_bytes\s+(\d+)|memory\.usage\s+(\d+)/.exec(metrics.stdout);
@@ -78,7 +83,7 @@ t.test('ctr run --rm, run -d + exec + pause/resume + metrics + kill, run -t: kat
     t.equal(tty.code, 4, `${b}: ctr run -t exits 4 (${tty.stderr})`);
     t.match(out, /stdin-is-a-tty\ntty-done\n/, `${b}: the process has the terminal: ${JSON.stringify(out)}`);
 
-    seen[b] = [rm.code, rm.stdout, run.code, ex.code, ex.stdout, metrics.code, pause.code, paused, resume.code, resumed, kill.code, stopped, del.code, del.stdout.replace(/\d+/g, 'N'), tty.code, out];
+    seen[b] = [rm.code, rm.stdout, run.code, ex.code, ex.stdout, ext.code, /exec-has-a-tty/.test(extOut), metrics.code, pause.code, paused, resume.code, resumed, kill.code, stopped, del.code, del.stdout.replace(/\d+/g, 'N'), tty.code, out];
   }
   t.same(seen['kata'], seen['runc'], 'kata-ts and runc under the runc shim agree (codes, statuses, output)');
 });
