@@ -38,7 +38,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 // dist/bench/boot.js -> repo root is two levels up; bench/boot.ts (run from source) -> one level.
 const repoRoot = existsSync(join(here, '../../package.json')) ? resolve(here, '../..') : resolve(here, '..');
 const resultsDir = join(repoRoot, 'bench', 'results');
-const cliPath = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
+const cliPath = join(repoRoot, 'dist', 'bundle', 'kata-ts.js');
 
 class BenchRunFailed extends Error {
   constructor(series: string, detail: string) {

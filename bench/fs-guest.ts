@@ -275,7 +275,7 @@ function profileArgs(): string[] {
 export async function runGuestBench(o: GuestBenchOptions): Promise<GuestBenchResult> {
   const kernel = guestArtifact('guest:kernel', o.repoRoot);
   const initrd = guestArtifact('guest:initrd:fsbench', o.repoRoot);
-  const cliPath = join(o.repoRoot, 'dist', 'src', 'cli', 'main.js');
+  const cliPath = join(o.repoRoot, 'dist', 'bundle', 'kata-ts.js');
   if (!existsSync(cliPath)) throw new GuestBenchFailed(`${cliPath} is missing: npm run build:ts`);
   if (!existsSync(VIRTIOFSD)) throw new GuestBenchFailed(`${VIRTIOFSD} is missing: apt-get install -y qemu-system-common`);
 

@@ -24,7 +24,7 @@ import { renderChart } from './lib/svg.js';
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = existsSync(join(here, '../../package.json')) ? resolve(here, '../..') : resolve(here, '..');
 const resultsDir = join(repoRoot, 'bench', 'results');
-const cliPath = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
+const cliPath = join(repoRoot, 'dist', 'bundle', 'kata-ts.js');
 
 export const PHASE_ORDER = ['spawn', 'vm-created', 'kernel-start', 'agent-ready', 'container-created', 'container-started', 'exited', 'sandbox-shutdown'] as const;
 

@@ -12,7 +12,7 @@ if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0
   echo "kata-ts: needs Node.js 20 or newer (Debian 12's nodejs is 18): install it from nodejs.org/NodeSource, then rerun" >&2
   exit 1
 fi
-[ -d node_modules ] || npm ci
+[ -d node_modules/esbuild ] || npm ci
 [ -e build/Release/kata_ts_native.node ] || npm run --silent build:native >&2
 npm run --silent build:ts
 # The guest kernel and the agent initramfs are cached under ~/.cache/kata-ts; build them now (minutes on the
@@ -26,6 +26,6 @@ bundle=$(bash guest/make-bundle.sh "$work/bundle" "$@" | tail -n1)
 id=demo-$$
 echo "kata-ts: running '$*' from $bundle in a microVM (container $id)" >&2
 rc=0
-node dist/src/cli/main.js run --bundle "$bundle" "$id" || rc=$?
-node dist/src/cli/main.js delete --force "$id" 2>/dev/null || true
+node dist/bundle/kata-ts.js run --bundle "$bundle" "$id" || rc=$?
+node dist/bundle/kata-ts.js delete --force "$id" 2>/dev/null || true
 exit "$rc"

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 bash guest/install-deps.sh
 [ -d node_modules ] || npm ci
 npm run --silent build:ts
-node dist/src/cli/main.js check --no-probe || true
+node dist/bundle/kata-ts.js check --no-probe || true
 kernel=$(npm run --silent guest:kernel | tail -n1)
 initrd=$(npm run --silent guest:initrd:test | tail -n1)
-exec node dist/src/cli/main.js boot --hypervisor auto --kernel "$kernel" --initrd "$initrd" --timeout 300 "$@"
+exec node dist/bundle/kata-ts.js boot --hypervisor auto --kernel "$kernel" --initrd "$initrd" --timeout 300 "$@"

@@ -57,6 +57,7 @@ import {
   type ContainerRecord,
   type ContainerStatus,
 } from './state.js';
+import { entryUrl } from '../contract/entry-point.js';
 
 export { RuntimeError, type RuntimeErrorCode } from './errors.js';
 
@@ -88,8 +89,8 @@ export interface StdioFds {
 /** Annotation naming the sandbox a container joins (CRI; Kata reads the same). */
 export const SANDBOX_ID_ANNOTATION = 'io.kubernetes.cri.sandbox-id';
 
-const SANDBOX_MAIN = fileURLToPath(new URL('./sandbox-main.js', import.meta.url));
-const RELAY_MAIN = fileURLToPath(new URL('./stdio-relay-main.js', import.meta.url));
+const SANDBOX_MAIN = fileURLToPath(entryUrl('sandbox-main', new URL('./sandbox-main.js', import.meta.url)));
+const RELAY_MAIN = fileURLToPath(entryUrl('stdio-relay-main', new URL('./stdio-relay-main.js', import.meta.url)));
 
 function rootOf(o: RuntimeOptions): string {
   return o.root || DEFAULT_ROOT;

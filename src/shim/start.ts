@@ -17,8 +17,9 @@ import { mountNamespace } from '../host/mounts.js';
 import { findExecutable } from '../hypervisor/parent-death.js';
 import { bundleAnnotations, groupOf, socketAddress, socketPath, SOCKET_DIR } from './address.js';
 import { serveArgs, type ShimFlags } from './flags.js';
+import { entryUrl } from '../contract/entry-point.js';
 
-const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
+const MAIN = fileURLToPath(entryUrl('shim', new URL('./main.js', import.meta.url)));
 /** env: the mount namespace `start` ran in (the sandbox's launcherMountNs: the shim's must differ, shared-fs.ts) */
 export const PARENT_MNTNS_ENV = 'KATA_TS_SHIM_PARENT_MNTNS';
 

@@ -14,6 +14,7 @@ import { REG_QUEUE_NOTIFY } from '../virtio/mmio/regs.js';
 import { TransportState } from '../virtio/mmio/state.js';
 import type { DeviceWorkerCommand, DeviceWorkerEvent, DeviceWorkerInit } from '../virtio/worker/protocol.js';
 import { type DeviceSpec, deviceName } from '../contract/device-spec.js';
+import { entryUrl } from '../contract/entry-point.js';
 
 /** First GSI handed to virtio devices (0-4 are the PIT, keyboard, cascade, COM2, COM1). */
 export const VIRTIO_FIRST_IRQ = 5;
@@ -80,7 +81,7 @@ export class DeviceManager {
     ram: Array<{ base: number; size: number; mapping: NativeMapping }>,
     specs: readonly DeviceSpec[],
     onLog: (line: DeviceLogLine) => void = () => undefined,
-    workerScript: URL = new URL('../virtio/worker/device-worker.js', import.meta.url),
+    workerScript: URL = entryUrl('device-worker', new URL('../virtio/worker/device-worker.js', import.meta.url)),
   ): Promise<DeviceManager> {
     if (specs.length > MAX_VIRTIO_DEVICES) {
       throw new DeviceStartFailed('virtio', `${specs.length} devices asked for, at most ${MAX_VIRTIO_DEVICES} fit the IOAPIC`);

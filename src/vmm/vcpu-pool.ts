@@ -5,6 +5,7 @@
 
 import { Worker } from 'node:worker_threads';
 import type { PoolMessage } from './vcpu-protocol.js';
+import { entryUrl } from '../contract/entry-point.js';
 
 interface Slot {
   worker: Worker;
@@ -16,7 +17,7 @@ export class VcpuPool {
   private readonly slots = new Map<Worker, Slot>();
   private closed = false;
 
-  constructor(private readonly script: URL = new URL('./vcpu-worker.js', import.meta.url)) {}
+  constructor(private readonly script: URL = entryUrl('vcpu-worker', new URL('./vcpu-worker.js', import.meta.url))) {}
 
   /** Start workers until `n` are idle; resolves when they are ready. */
   async prewarm(n: number): Promise<void> {

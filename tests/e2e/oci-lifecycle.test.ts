@@ -28,6 +28,12 @@ t.test('create, start, state, kill, delete (kata-ts and runc)', { skip, timeout:
     t.equal(existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : -1, s1?.pid, `${rt}: --pid-file holds state.pid`);
     t.ok((s1?.pid ?? 0) > 0, `${rt} state.pid is a host pid (${s1?.pid})`);
     if (s1 && s1.pid > 0) t.doesNotThrow(() => process.kill(s1.pid, 0), `${rt} state.pid ${s1.pid} is alive while created`);
+    if (rt === 'kata') {
+      // the bundled CLI starts its sandbox process and stdio relay from the bundle too (src/contract/entry-point.ts)
+      const scripts = pidsMentioning(w.roots.kata).map((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')[1] ?? '');
+      t.ok(scripts.some((a) => a.endsWith('/dist/bundle/sandbox-main.js')), `the sandbox process runs dist/bundle/sandbox-main.js (${scripts.join(', ')})`);
+      t.ok(scripts.some((a) => a.endsWith('/dist/bundle/stdio-relay-main.js')), 'the stdio relay runs dist/bundle/stdio-relay-main.js');
+    }
     const start = await cli(w, rt, ['start', id]);
     t.equal(start.code, 0, `${rt} start: ${start.stderr}`);
     t.ok(await waitText(out.read, 'started'), `${rt}: container output reaches the stdout given to create`);

@@ -1,4 +1,4 @@
-// Shared pieces of the OCI end-to-end tests (tests/e2e/oci-*.test.ts): drive `kata-ts` (dist/src/cli/main.js)
+// Shared pieces of the OCI end-to-end tests (tests/e2e/oci-*.test.ts): drive `kata-ts` (dist/bundle/kata-ts.js, the bundle users run)
 // and Debian's `runc` with the same arguments on the same busybox bundle (guest/make-bundle.sh), each with its
 // own temporary --root, so that every behaviour can be compared between the two.
 
@@ -13,7 +13,8 @@ import { guestArtifact } from './guest-artifacts.js';
 const here = dirname(fileURLToPath(import.meta.url));
 /** the repository root (this file runs from dist/tests/helpers) */
 export const repoRoot = existsSync(join(here, '../../../package.json')) ? resolve(here, '../../..') : resolve(here, '../..');
-export const cliPath = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
+/** The CLI as users run it: the bundle (npm run build:ts), whose sandbox and relay processes start from the bundle too. */
+export const cliPath = join(repoRoot, 'dist', 'bundle', 'kata-ts.js');
 
 export type Runtime = 'kata' | 'runc';
 export const RUNTIMES: readonly Runtime[] = ['kata', 'runc'];

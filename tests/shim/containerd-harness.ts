@@ -1,6 +1,6 @@
 // A real containerd for the shim tests: Debian's containerd 1.6 started with its own --root, --state and socket
 // under a temporary directory, a PATH that finds `containerd-shim-kata-ts-v2` (a wrapper around
-// dist/src/shim/main.js) besides Debian's runc shim, and a small OCI image built here by hand from the host's
+// dist/bundle/shim.js) besides Debian's runc shim, and a small OCI image built here by hand from the host's
 // static busybox (layer tarball, config, manifest, index) and `ctr images import`ed. `ctr` runs against it.
 
 import { spawn, spawnSync, type ChildProcess, type ChildProcessByStdio } from 'node:child_process';
@@ -19,7 +19,7 @@ import { e2eSkipReason, pidsMentioning, repoRoot } from '../helpers/oci-harness.
 export const KATA = 'io.containerd.kata-ts.v2';
 export const RUNC = 'io.containerd.runc.v2';
 export const IMAGE = 'docker.io/kata-ts/busybox:test';
-export const SHIM_MAIN = join(repoRoot, 'dist', 'src', 'shim', 'main.js');
+export const SHIM_MAIN = join(repoRoot, 'dist', 'bundle', 'shim.js');
 
 export interface Result {
   code: number | null;

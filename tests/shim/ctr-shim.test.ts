@@ -48,7 +48,7 @@ function childrenNamed(pid: number, comm: RegExp): number[] {
 
 /** The long-lived shim processes of a runtime in this containerd's namespace. */
 function shimPids(c: Containerd, rt: 'kata' | 'runc'): number[] {
-  const bin = rt === 'kata' ? 'shim/main.js' : 'containerd-shim-runc-v2';
+  const bin = rt === 'kata' ? 'bundle/shim.js' : 'containerd-shim-runc-v2';
   return readdirSync('/proc')
     .filter((p) => /^\d+$/.test(p))
     .filter((p) => {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { packageRoot } from '../../src/host/package-root.js';
 
-const CLI = join(packageRoot(), 'dist/src/cli/main.js');
+const CLI = join(packageRoot(), 'dist/bundle/kata-ts.js');
 
 function boot(...args: string[]) {
   const r = spawnSync(process.execPath, [CLI, 'boot', '--quirks', 'none', ...args], { encoding: 'utf8', timeout: 60_000 });

@@ -17,7 +17,7 @@ function canOpen(path: string): boolean {
 }
 
 t.test('check --json reports KVM, the kind of virtualization and what --hypervisor auto would pick', async (t) => {
-  const r = spawnSync(process.execPath, [join(packageRoot(), 'dist/src/cli/main.js'), 'check', '--json', '--no-probe'], {
+  const r = spawnSync(process.execPath, [join(packageRoot(), 'dist/bundle/kata-ts.js'), 'check', '--json', '--no-probe'], {
     encoding: 'utf8',
     timeout: 60_000,
   });
