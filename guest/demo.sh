@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash guest/install-deps.sh
-[ -d node_modules ] || npm ci
+[ -d node_modules/esbuild ] || npm ci
 npm run --silent build:ts
 node dist/bundle/kata-ts.js check --no-probe || true
 kernel=$(npm run --silent guest:kernel | tail -n1)
