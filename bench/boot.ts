@@ -1,6 +1,8 @@
 // Boot benchmark: time from "start a VM" to the guest's first instruction, three ways, interleaved:
 //   warm  — createVm() in this process (vCPU worker pool already up) -> the guest's boot-timer write
-//           (Vm.bootTimer.sinceCreateNs);
+//           (Vm.bootTimer.sinceCreateNs); and the same with a VmShellPool (src/vmm/shell-pool.ts) that made
+//           the VM, its memory slots and vCPUs ahead, refilled between runs as a long-lived process would;
+//           both with vm.createPhases per step;
 //   cold  — a fresh `kata-ts boot --json` process -> its boot-timer write (CLOCK_MONOTONIC, the same
 //           clock as this process's hrtime) minus our hrtime just before spawn;
 //   qemu  — QEMU microvm with KVM -> the first "B" on its stdout.
@@ -22,10 +24,11 @@ import { cpus, release, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildPayloadFile } from '../tests/payloads/build.js';
+import { VmShellPool } from '../src/vmm/shell-pool.js';
 import { createVm } from '../src/vmm/vm.js';
 import { detectHost } from '../src/hypervisor/factory.js';
 import { benchRealKernel, INIT_MARKER, SERIES_LABEL, type RealKernelResult, type RealKernelSeries } from './real-kernel.js';
-import { roundSummary, summarize, type Summary } from './lib/stats.js';
+import { round3, roundSummary, summarize, type Summary } from './lib/stats.js';
 import { renderChart } from './lib/svg.js';
 
 const GUEST_MIB = 128;
@@ -84,12 +87,19 @@ function hasCommand(cmd: string, args: string[]): string | undefined {
 interface WarmSample {
   ms: number;
   overheadBytes: number;
+  /** vm.createPhases: ms per step of createVm() */
+  phases: { name: string; ms: number }[];
 }
 
 /** One in-process boot; memory is sampled synchronously when the boot-timer event arrives (VM still alive). */
-async function warmRun(kernel: Uint8Array): Promise<WarmSample> {
+async function warmRun(kernel: Uint8Array, shells?: VmShellPool): Promise<WarmSample> {
+  if (shells) {
+    // a long-lived process refills its pool between VMs: wait for the refill as such a process would have
+    for (let i = 0; i < 1000 && shells.available < 1; i++) await new Promise((r) => setImmediate(r));
+    if (shells.available < 1) throw new BenchRunFailed('warm-pooled', `no warm shell: ${shells.lastError?.message ?? 'the pool did not refill'}`);
+  }
   const rssBefore = process.memoryUsage().rss;
-  const vm = await createVm({ kernel, memoryMiB: GUEST_MIB });
+  const vm = await createVm({ kernel, memoryMiB: GUEST_MIB, ...(shells ? { shells } : {}) });
   let overheadBytes = Number.NaN;
   vm.once('boot-timer', () => {
     overheadBytes = process.memoryUsage().rss - rssBefore - vm.residentGuestBytes();
@@ -100,7 +110,7 @@ async function warmRun(kernel: Uint8Array): Promise<WarmSample> {
   clearTimeout(timer);
   if (exit.kind !== 'debug-exit' || exit.status !== 0) throw new BenchRunFailed('warm', `guest ended with ${JSON.stringify(exit)}`);
   if (!vm.bootTimer) throw new BenchRunFailed('warm', 'the guest never wrote the boot timer');
-  return { ms: Number(vm.bootTimer.sinceCreateNs) / 1e6, overheadBytes };
+  return { ms: Number(vm.bootTimer.sinceCreateNs) / 1e6, overheadBytes, phases: vm.createPhases };
 }
 
 /** Spawns a process and resolves when `ready(stdoutSoFar)` returns a value, then waits for its exit. */
@@ -175,6 +185,12 @@ async function main(): Promise<void> {
   if (haveKvm && qemuVersion === undefined) notes.push('qemu series skipped: qemu-system-x86_64 not on PATH');
 
   const warm: number[] = [];
+  const pooled: number[] = [];
+  const phaseRuns: Record<'warm' | 'pooled', Map<string, number[]>> = { warm: new Map(), pooled: new Map() };
+  const keepPhases = (which: 'warm' | 'pooled', s: WarmSample): void => {
+    for (const p of s.phases) phaseRuns[which].set(p.name, [...(phaseRuns[which].get(p.name) ?? []), p.ms]);
+  };
+  const shells = doWarm ? new VmShellPool(1, GUEST_MIB, 1) : undefined;
   const overhead: number[] = [];
   const cold: number[] = [];
   const qemu: number[] = [];
@@ -183,6 +199,7 @@ async function main(): Promise<void> {
   // shared libraries so that every recorded run sees the same starting state.
   // The warm-up is also the process's first VM: its overhead includes starting the vCPU worker pool.
   const firstOverheadBytes = doWarm ? (await warmRun(kernel)).overheadBytes : undefined;
+  if (doWarm) await warmRun(kernel, shells);
   if (doCold) await coldRun(payloadPath);
   if (doQemu) await qemuRun(payloadPath);
 
@@ -194,13 +211,17 @@ async function main(): Promise<void> {
         const s = await warmRun(kernel);
         warm.push(s.ms);
         overhead.push(s.overheadBytes / 2 ** 20);
+        keepPhases('warm', s);
+        const p = await warmRun(kernel, shells);
+        pooled.push(p.ms);
+        keepPhases('pooled', p);
       } else if (which === 1 && doCold) {
         cold.push(await coldRun(payloadPath));
       } else if (which === 2 && doQemu) {
         qemu.push(await qemuRun(payloadPath));
       }
     }
-    process.stderr.write(`run ${String(i + 1)}/${String(runs)}: warm ${fmt(warm.at(-1))} ms, cold ${fmt(cold.at(-1))} ms, qemu ${fmt(qemu.at(-1))} ms\n`);
+    process.stderr.write(`run ${String(i + 1)}/${String(runs)}: warm ${fmt(warm.at(-1))} ms, pooled ${fmt(pooled.at(-1))} ms, cold ${fmt(cold.at(-1))} ms, qemu ${fmt(qemu.at(-1))} ms\n`);
   }
 
   let real: RealKernelResult | undefined;
@@ -213,11 +234,16 @@ async function main(): Promise<void> {
     }
   }
 
+  shells?.close();
   const sWarm = warm.length ? roundSummary(summarize(warm)) : undefined;
+  const sPooled = pooled.length ? roundSummary(summarize(pooled)) : undefined;
+  const phaseMedians = (which: 'warm' | 'pooled'): Record<string, number> =>
+    Object.fromEntries([...phaseRuns[which]].map(([n, v]) => [n, round3(summarize(v).median)]));
   const sCold = cold.length ? roundSummary(summarize(cold)) : undefined;
   const sQemu = qemu.length ? roundSummary(summarize(qemu)) : undefined;
   const sOver = overhead.length ? roundSummary(summarize(overhead)) : undefined;
   const warmRatio = sWarm && sQemu ? sWarm.median / sQemu.median : undefined;
+  const pooledRatio = sPooled && sQemu ? sPooled.median / sQemu.median : undefined;
   const coldRatio = sCold && sQemu ? sCold.median / sQemu.median : undefined;
 
   const machine = {
@@ -231,6 +257,8 @@ async function main(): Promise<void> {
   };
   const json = {
     warm_ms: sWarm ?? null,
+    warm_pooled_ms: sPooled ?? null,
+    create_phases_median_ms: { warm: phaseMedians('warm'), pooled: phaseMedians('pooled') },
     cold_ms: sCold ?? null,
     qemu_ms: sQemu ?? null,
     overhead_mib: sOver ? sOver.median : null,
@@ -249,7 +277,7 @@ async function main(): Promise<void> {
         }
       : null,
     overhead_first_vm_mib: firstOverheadBytes === undefined ? null : Math.round((firstOverheadBytes / 2 ** 20) * 1000) / 1000,
-    ratios: { warm_vs_qemu: warmRatio ?? null, cold_vs_qemu: coldRatio ?? null },
+    ratios: { warm_vs_qemu: warmRatio ?? null, warm_pooled_vs_qemu: pooledRatio ?? null, cold_vs_qemu: coldRatio ?? null },
     goals: { warm_vs_qemu_max: GOAL_WARM_RATIO, cold_vs_qemu_max: GOAL_COLD_RATIO, overhead_mib_max: GOAL_OVERHEAD_MIB },
     guest: { payload: 'tests/payloads/bench.S', memory_mib: GUEST_MIB, vcpus: 1 },
     runs,
@@ -270,9 +298,18 @@ async function main(): Promise<void> {
     '| series | median ms | p90 ms | min ms | vs QEMU (median) | goal | goal status |',
     '|---|---:|---:|---:|---:|---|---|',
     row('warm (in-process createVm → boot timer)', sWarm, warmRatio === undefined ? 'n/a' : `${warmRatio.toFixed(3)}x`, `<= ${String(GOAL_WARM_RATIO)}x QEMU`, warmRatio === undefined ? undefined : warmRatio <= GOAL_WARM_RATIO),
+    row('warm, pooled shell (VmShellPool: VM, memory slots, vCPUs made ahead)', sPooled, pooledRatio === undefined ? 'n/a' : `${pooledRatio.toFixed(3)}x`, `<= ${String(GOAL_WARM_RATIO)}x QEMU`, pooledRatio === undefined ? undefined : pooledRatio <= GOAL_WARM_RATIO),
     row('cold (`kata-ts boot` process → boot timer)', sCold, coldRatio === undefined ? 'n/a' : `${coldRatio.toFixed(3)}x`, `<= ${String(GOAL_COLD_RATIO)}x QEMU`, coldRatio === undefined ? undefined : coldRatio <= GOAL_COLD_RATIO),
     row('QEMU microvm, KVM (spawn → first "B" on stdout)', sQemu, '1x', '—', undefined),
     '',
+    ...(phaseRuns.warm.size > 0
+      ? [
+          '| createVm() step (vm.createPhases), median ms | warm | pooled shell |',
+          '|---|---:|---:|',
+          ...[...phaseRuns.warm.keys()].map((n) => `| ${n} | ${fmt(phaseMedians('warm')[n])} | ${fmt(phaseMedians('pooled')[n])} |`),
+          '',
+        ]
+      : []),
     '| memory | median MiB | p90 MiB | min MiB | goal | goal status |',
     '|---|---:|---:|---:|---|---|',
     `| warm VMM overhead (RSS growth − resident guest RAM) | ${fmt(sOver?.median)} | ${fmt(sOver?.p90)} | ${fmt(sOver?.min)} | <= ${String(GOAL_OVERHEAD_MIB)} MiB | ${verdict(sOver ? sOver.median <= GOAL_OVERHEAD_MIB : undefined)} |`,
@@ -292,6 +329,7 @@ async function main(): Promise<void> {
 
   const series = [
     ...(sWarm ? [{ label: 'warm (in-process)', summary: sWarm, color: '#2b7bb9', ...(sQemu ? { goal: { value: sQemu.median * GOAL_WARM_RATIO, label: `goal ${String(GOAL_WARM_RATIO)}x QEMU` } } : {}) }] : []),
+    ...(sPooled ? [{ label: 'warm, pooled shell', summary: sPooled, color: '#1f9e89' }] : []),
     ...(sCold ? [{ label: 'cold (new process)', summary: sCold, color: '#e08a1e', ...(sQemu ? { goal: { value: sQemu.median * GOAL_COLD_RATIO, label: `goal ${String(GOAL_COLD_RATIO)}x QEMU` } } : {}) }] : []),
     ...(sQemu ? [{ label: 'QEMU microvm (KVM)', summary: sQemu, color: '#6a6a6a' }] : []),
   ];

@@ -9,14 +9,14 @@
 // ISO string) marks that phase; each is reported as ms since the CLI was spawned. The phases the runtime exposes
 // are used as they are; the canonical order is PHASE_ORDER, and the ones it does not expose are listed as such.
 //
-// Usage: node dist/bench/run.js [--runs N] [--hypervisor auto|qemu|inproc]   (root; default 10 runs)
+// Usage: node dist/bench/run.js [--runs N] [--hypervisor auto|qemu|inproc] [--unbundled]   (root; default 10 runs)
 //        -> bench/results/run.{json,md,svg}
 
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { round3, roundSummary, summarize, type Summary } from './lib/stats.js';
 import { renderChart } from './lib/svg.js';
@@ -24,7 +24,8 @@ import { renderChart } from './lib/svg.js';
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = existsSync(join(here, '../../package.json')) ? resolve(here, '../..') : resolve(here, '..');
 const resultsDir = join(repoRoot, 'bench', 'results');
-const cliPath = join(repoRoot, 'dist', 'bundle', 'kata-ts.js');
+/** The CLI users run (the bundle); `--unbundled` times tsc's ES modules instead, for a before/after. */
+let cliPath = join(repoRoot, 'dist', 'bundle', 'kata-ts.js');
 
 export const PHASE_ORDER = ['spawn', 'vm-created', 'kernel-start', 'agent-ready', 'container-created', 'container-started', 'exited', 'sandbox-shutdown'] as const;
 
@@ -158,8 +159,9 @@ export async function main(argv: string[]): Promise<number> {
   let hypervisor: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--runs') runs = Number(argv[++i]);
+    else if (argv[i] === '--unbundled') cliPath = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
     else if (argv[i] === '--hypervisor') hypervisor = argv[++i];
-    else throw new Error(`unknown argument ${argv[i]!}: use --runs N and --hypervisor auto|qemu|inproc`);
+    else throw new Error(`unknown argument ${argv[i]!}: use --runs N, --hypervisor auto|qemu|inproc and --unbundled`);
   }
   if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs must be a positive integer');
   if (process.getuid?.() !== 0) throw new Error('bench:run needs root (runc and the kata-ts runtime create namespaces and VMs)');
@@ -201,6 +203,7 @@ export async function main(argv: string[]): Promise<number> {
       benchmark: 'run',
       description: '`kata-ts run` vs `runc run` of the same busybox bundle (/bin/true), ms from spawn to exit; kata-ts phases in ms since spawn',
       runs,
+      cli: relative(repoRoot, cliPath),
       hypervisor: [...new Set(kata.map((k) => k.vmm ?? '?'))].join(', ') + (hypervisor ? ` (--hypervisor ${hypervisor})` : ' (configuration.toml default)'),
       kata: roundSummary(kataSum),
       runc: roundSummary(runcSum),
@@ -225,7 +228,7 @@ export async function main(argv: string[]): Promise<number> {
       '',
       '`kata-ts run` (container in a microVM: VM boot, guest agent, runc in the guest) against `runc run` (namespaces on the',
       'host), the same busybox-static bundle running `/bin/true`, host wall time from spawning the CLI to its exit.',
-      `${runs} runs of each, interleaved one by one, after one discarded warm-up of each. Hypervisor: ${json.hypervisor}.`,
+      `${runs} runs of each, interleaved one by one, after one discarded warm-up of each. Hypervisor: ${json.hypervisor}. CLI: \`${json.cli}\`.`,
       '',
       '| runtime | median ms | p90 ms | min ms | max ms |',
       '|---|---:|---:|---:|---:|',

@@ -18,12 +18,14 @@ import { loadNative, type NativeAddon, type NativeMapping } from '../kvm/native.
 import { setImmediateExit } from '../kvm/run.js';
 import type { CpuidEntry } from '../kvm/types.js';
 import type { VcpuFd } from '../kvm/vcpu-fd.js';
+import type { VmFd } from '../kvm/vm-fd.js';
 import { GuestMemory } from '../memory/guest-memory.js';
 import type { HybridVsockServer } from '../virtio/vsock-host/hybrid.js';
 import type { VsockHost } from '../virtio/vsock-host/host.js';
 import type { DeviceLogLine, DeviceManager, ManagedDevice } from './device-manager.js';
 import { createSerialState, SerialState, serialPushInput } from './devices/serial.js';
 import { Control, CONTROL_STATE, CONTROL_THREAD_SLOT, CONTROL_WORDS, type VcpuEvent } from './events.js';
+import type { VmShellPool } from './shell-pool.js';
 import { defaultVcpuPool, type VcpuPool } from './vcpu-pool.js';
 import type { VcpuRunRequest } from './vcpu-protocol.js';
 import type { VmExitReason } from '../contract/exit-reason.js';
@@ -45,6 +47,8 @@ export interface VmOptions {
   pool?: VcpuPool;
   /** virtio-mmio devices, in slot order (slot i: 0xd0000000 + i*4K, IRQ 5+i); each runs on its own worker */
   devices?: DeviceSpec[];
+  /** warm shells (shell-pool.ts): one of this VM's shape is used when ready */
+  shells?: VmShellPool;
 }
 
 /** How long each step of createVm() took (ms), in order: 'vm+memory', 'devices', 'pvh-load', 'vcpus', 'workers'. */
@@ -359,26 +363,29 @@ export class Vm extends EventEmitter {
  * Build a microVM: KVM VM, guest RAM, PVH boot state, vCPUs on pooled workers (not yet running: call start()).
  * On any failure everything made so far is released before the error propagates.
  */
-export async function createVm(opts: VmOptions, native: NativeAddon = loadNative()): Promise<Vm> {
-  const createdNs = process.hrtime.bigint();
-  const nVcpus = opts.vcpus ?? 1;
-  const memoryMiB = opts.memoryMiB ?? 128;
+/**
+ * What createVm() makes before it knows the guest: the KVM VM with its TSS, identity map, irqchip and PIT, fresh
+ * guest RAM mapped and registered as memory slots, the COM1 irqfd, and the vCPUs with CPUID, MSRs and LAPIC set
+ * (the BSP's registers wait for the kernel's entry point). A VmShellPool makes these ahead of need; a shell is
+ * used by one VM only (its RAM is the guest's).
+ */
+export interface VmShell {
+  readonly vcpus: number;
+  readonly memoryMiB: number;
+  readonly vmFd: VmFd;
+  readonly regions: ReturnType<typeof ramRegions>;
+  readonly mappings: NativeMapping[];
+  readonly serialIrq: EventFd;
+  readonly vcpuFds: { fd: VcpuFd; run: NativeMapping }[];
+  /** frees everything above, last made first */
+  readonly cleanup: Cleanup;
+}
+
+/** Builds a VmShell of `nVcpus` vCPUs and `memoryMiB` of RAM; on failure frees what it made and throws. */
+export function createShell(nVcpus: number, memoryMiB: number, native: NativeAddon = loadNative()): VmShell {
   checkVmShape(nVcpus, memoryMiB);
   const kvm = processKvm(native);
-  const pool = opts.pool ?? defaultVcpuPool;
   const cleanup = new Cleanup();
-  const workers: Worker[] = [];
-  let vmRef: Vm | undefined;
-  let virtio: DeviceManager | undefined;
-  let vsock: VsockHost | undefined;
-  let hybrid: HybridVsockServer | undefined;
-  const phases: CreatePhase[] = [];
-  let last = createdNs;
-  const mark = (name: string): void => {
-    const now = process.hrtime.bigint();
-    phases.push({ name, ms: Number(now - last) / 1e6 });
-    last = now;
-  };
   try {
     const vmFd = kvm.createVm();
     cleanup.push(() => vmFd.close());
@@ -396,6 +403,50 @@ export async function createVm(opts: VmOptions, native: NativeAddon = loadNative
       cleanup.push(() => native.munmap(m.addr));
       vmFd.setUserMemoryRegion({ slot, flags: 0, guestPhysAddr: r.base, size: r.size, userspaceAddr: m.addr });
     });
+
+    // COM1 interrupt line: an irqfd on IRQ 4 that the vCPU workers signal
+    const serialIrq = EventFd.create(native);
+    cleanup.push(() => serialIrq.close());
+    vmFd.irqfd(serialIrq, COM1_IRQ);
+
+    const vcpuFds: { fd: VcpuFd; run: NativeMapping }[] = [];
+    for (let id = 0; id < nVcpus; id++) {
+      const fd = vmFd.createVcpu(id);
+      cleanup.push(() => fd.close());
+      fd.setCpuid2(filterCpuid(supportedCpuid!, { vcpuId: id, nVcpus }));
+      fd.setMsrs(bootMsrs());
+      fd.setLapic(setLint(fd.getLapic()));
+      vcpuFds.push({ fd, run: fd.mapRun() }); // the run page is unmapped by fd.close()
+    }
+    return { vcpus: nVcpus, memoryMiB, vmFd, regions, mappings, serialIrq, vcpuFds, cleanup };
+  } catch (e) {
+    cleanup.run();
+    throw e;
+  }
+}
+
+export async function createVm(opts: VmOptions, native: NativeAddon = loadNative()): Promise<Vm> {
+  const createdNs = process.hrtime.bigint();
+  const nVcpus = opts.vcpus ?? 1;
+  const memoryMiB = opts.memoryMiB ?? 128;
+  checkVmShape(nVcpus, memoryMiB);
+  const pool = opts.pool ?? defaultVcpuPool;
+  const workers: Worker[] = [];
+  let vmRef: Vm | undefined;
+  let virtio: DeviceManager | undefined;
+  let vsock: VsockHost | undefined;
+  let hybrid: HybridVsockServer | undefined;
+  const phases: CreatePhase[] = [];
+  let last = createdNs;
+  const mark = (name: string): void => {
+    const now = process.hrtime.bigint();
+    phases.push({ name, ms: Number(now - last) / 1e6 });
+    last = now;
+  };
+  // a warm shell of this shape from the caller's pool, else one made now (the 'vm+memory' phase either way)
+  const shell = opts.shells?.take(nVcpus, memoryMiB) ?? createShell(nVcpus, memoryMiB, native);
+  const { vmFd, regions, mappings, serialIrq, cleanup } = shell;
+  try {
     const memory = new GuestMemory(regions.map((r, i) => ({ base: r.base, size: r.size, buffer: mappings[i]!.buffer })));
     mark('vm+memory');
 
@@ -431,26 +482,16 @@ export async function createVm(opts: VmOptions, native: NativeAddon = loadNative
       nVcpus,
     });
 
-    // COM1 interrupt line: an irqfd on IRQ 4 that the vCPU workers signal
     mark('pvh-load');
-    const serialIrq = EventFd.create(native);
-    cleanup.push(() => serialIrq.close());
-    vmFd.irqfd(serialIrq, COM1_IRQ);
     const serialSab = createSerialState();
 
     const vcpus: VcpuSlot[] = [];
-    for (let id = 0; id < nVcpus; id++) {
-      const fd = vmFd.createVcpu(id);
-      cleanup.push(() => fd.close());
-      fd.setCpuid2(filterCpuid(supportedCpuid!, { vcpuId: id, nVcpus }));
-      fd.setMsrs(bootMsrs());
-      fd.setLapic(setLint(fd.getLapic()));
+    for (const [id, { fd, run }] of shell.vcpuFds.entries()) {
       if (id === 0) {
         // the BSP enters the kernel; APs wait for INIT/SIPI in the in-kernel LAPIC
         fd.setSregs(pvhBootSregs(fd.getSregs()));
         fd.setRegs(pvhBootRegs(boot.entry, boot.startInfo));
       }
-      const run = fd.mapRun(); // unmapped by fd.close()
       vcpus.push({
         id,
         fd,
