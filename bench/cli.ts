@@ -1,13 +1,14 @@
 // Cold start of a `kata-ts` process: what a new process costs before it does its work, the unbundled ES
 // modules (dist/src/cli/main.js, as tsc writes them) against the bundle users run (dist/bundle/kata-ts.js,
-// tools/bundle.ts), with `node -e 0` as the floor (Node's own start). Every OCI call containerd's runc shim or
+// tools/bundle.ts) and the same bundle started from a V8 startup snapshot (dist/bundle/kata-ts-snapshot), with
+// `node -e 0` as the floor (Node's own start). Every OCI call containerd's runc shim or
 // podman makes (create, start, state, kill, delete, exec) is such a cold process, and so is `kata-ts boot`.
 //
 // Commands: `--version` (parsing only), `state` of a missing container (loads the runtime and answers with its
 // one-line error) and `boot` of the bench payload: with a usable /dev/kvm that is a whole cold boot to the
 // payload's exit; without one, the process runs until it finds that out (after loading the VMM and starting its
 // vCPU worker, before the first KVM ioctl), which is the host-side part of a cold boot. Runs are interleaved
-// (floor, unbundled, bundled, for each command in turn) so that load hits every series alike.
+// (floor, unbundled, bundled, snapshot, for each command in turn) so that load hits every series alike.
 // Then one `--cpu-prof` of each variant's `boot` is summarised by where the time went.
 //
 // Usage: node dist/bench/cli.js [--runs N]   (default 21)   -> bench/results/cli.{json,md,svg}
@@ -25,19 +26,23 @@ import { renderChart } from './lib/svg.js';
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = existsSync(join(here, '../../package.json')) ? resolve(here, '../..') : resolve(here, '..');
 const resultsDir = join(repoRoot, 'bench', 'results');
+/** How each variant is started: [file, ...args before the command's]. */
 const VARIANTS = {
-  unbundled: join(repoRoot, 'dist', 'src', 'cli', 'main.js'),
-  bundled: join(repoRoot, 'dist', 'bundle', 'kata-ts.js'),
+  unbundled: [process.execPath, join(repoRoot, 'dist', 'src', 'cli', 'main.js')],
+  bundled: [process.execPath, join(repoRoot, 'dist', 'bundle', 'kata-ts.js')],
+  // the same bundle evaluated into a V8 startup snapshot (tools/bundle.ts), started by its launcher
+  snapshot: [join(repoRoot, 'dist', 'bundle', 'kata-ts-snapshot')],
 } as const;
 type Variant = keyof typeof VARIANTS;
+const COLORS: Record<Variant, string> = { unbundled: '#c0504d', bundled: '#4f81bd', snapshot: '#9bbb59' };
 
 function fmt(x: number): string {
   return x.toFixed(1);
 }
 
-function timed(args: string[]): number {
+function timed(argv: readonly string[]): number {
   const t0 = process.hrtime.bigint();
-  spawnSync(process.execPath, args, { stdio: 'ignore', timeout: 120_000 });
+  spawnSync(argv[0]!, argv.slice(1), { stdio: 'ignore', timeout: 120_000 });
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
@@ -67,10 +72,10 @@ export function profileShares(profile: { nodes: { id: number; callFrame: { url: 
   return out;
 }
 
-function profileBoot(variant: Variant, bootArgs: string[]): Record<string, number> {
+function profileBoot(variant: 'unbundled' | 'bundled', bootArgs: string[]): Record<string, number> {
   const dir = mkdtempSync(join(tmpdir(), 'kata-ts-cli-prof-'));
   try {
-    spawnSync(process.execPath, ['--cpu-prof', '--cpu-prof-dir', dir, VARIANTS[variant], ...bootArgs], { stdio: 'ignore', timeout: 120_000 });
+    spawnSync(process.execPath, ['--cpu-prof', '--cpu-prof-dir', dir, VARIANTS[variant][1], ...bootArgs], { stdio: 'ignore', timeout: 120_000 });
     // the main thread's profile is the first one written (the vCPU worker writes its own)
     const first = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).sort()[0];
     if (!first) return {};
@@ -88,7 +93,7 @@ async function main(): Promise<void> {
     else throw new Error(`unknown argument ${argv[i]!}: use --runs N`);
   }
   if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs must be a positive integer');
-  for (const p of Object.values(VARIANTS)) if (!existsSync(p)) throw new Error(`${p} missing: npm run build:ts`);
+  for (const p of Object.values(VARIANTS)) if (!existsSync(p.at(-1)!)) throw new Error(`${p.at(-1)!} missing: npm run build:ts`);
 
   const payload = await buildPayloadFile('bench');
   let kvm = false;
@@ -108,14 +113,15 @@ async function main(): Promise<void> {
 
   const floor: number[] = [];
   const res: Record<string, Record<Variant, number[]>> = {};
-  timed(['-e', '0']);
-  for (const args of Object.values(commands)) for (const v of Object.values(VARIANTS)) timed([v, ...args]); // warm-up
+  const nodeFloor = [process.execPath, '-e', '0'];
+  timed(nodeFloor);
+  for (const args of Object.values(commands)) for (const v of Object.values(VARIANTS)) timed([...v, ...args]); // warm-up
   const load0 = loadavg()[0]!;
   for (let i = 0; i < runs; i++) {
     for (const [name, args] of Object.entries(commands)) {
-      floor.push(timed(['-e', '0']));
-      const r = (res[name] ??= { unbundled: [], bundled: [] });
-      for (const v of Object.keys(VARIANTS) as Variant[]) r[v].push(timed([VARIANTS[v], ...args]));
+      floor.push(timed(nodeFloor));
+      const r = (res[name] ??= { unbundled: [], bundled: [], snapshot: [] });
+      for (const v of Object.keys(VARIANTS) as Variant[]) r[v].push(timed([...VARIANTS[v], ...args]));
     }
     process.stderr.write(`[bench:cli] ${i + 1}/${runs}\n`);
   }
@@ -126,7 +132,8 @@ async function main(): Promise<void> {
   const rows = Object.entries(res).map(([name, r]) => {
     const u = summarize(r.unbundled);
     const b = summarize(r.bundled);
-    return { name, unbundled: u, bundled: b, ownUnbundled: u.median - floorSum.median, ownBundled: b.median - floorSum.median };
+    const sn = summarize(r.snapshot);
+    return { name, unbundled: u, bundled: b, snapshot: sn, ownUnbundled: u.median - floorSum.median, ownBundled: b.median - floorSum.median, ownSnapshot: sn.median - floorSum.median };
   });
   const json = {
     benchmark: 'cli',
@@ -135,7 +142,17 @@ async function main(): Promise<void> {
     kvm,
     floor: roundSummary(floorSum),
     commands: Object.fromEntries(
-      rows.map((r) => [r.name, { unbundled: roundSummary(r.unbundled), bundled: roundSummary(r.bundled), own_ms_unbundled: round3(r.ownUnbundled), own_ms_bundled: round3(r.ownBundled) }]),
+      rows.map((r) => [
+        r.name,
+        {
+          unbundled: roundSummary(r.unbundled),
+          bundled: roundSummary(r.bundled),
+          snapshot: roundSummary(r.snapshot),
+          own_ms_unbundled: round3(r.ownUnbundled),
+          own_ms_bundled: round3(r.ownBundled),
+          own_ms_snapshot: round3(r.ownSnapshot),
+        },
+      ]),
     ),
     boot_profile_self_ms: Object.fromEntries(Object.entries(profiles).map(([v, p]) => [v, Object.fromEntries(Object.entries(p).map(([k, ms]) => [k, round3(ms)]))])),
     machine: machineInfo(load0),
@@ -152,12 +169,16 @@ async function main(): Promise<void> {
     '',
     `Floor (\`node -e 0\`): median ${fmt(floorSum.median)} ms, p90 ${fmt(floorSum.p90)} ms.`,
     '',
-    '| command | unbundled median ms | bundled median ms | unbundled p90 | bundled p90 | own cost unbundled (− floor) | own cost bundled | change of own cost |',
+    '| command | unbundled median ms | bundled median ms | snapshot median ms | own cost unbundled (− floor) | own cost bundled | own cost snapshot | bundled vs unbundled, own cost |',
     '|---|---:|---:|---:|---:|---:|---:|---:|',
     ...rows.map(
       (r) =>
-        `| ${r.name} | ${fmt(r.unbundled.median)} | ${fmt(r.bundled.median)} | ${fmt(r.unbundled.p90)} | ${fmt(r.bundled.p90)} | ${fmt(r.ownUnbundled)} | ${fmt(r.ownBundled)} | ${r.ownUnbundled > 0 ? `${(((r.ownBundled - r.ownUnbundled) / r.ownUnbundled) * 100).toFixed(0)}%` : 'n/a'} |`,
+        `| ${r.name} | ${fmt(r.unbundled.median)} | ${fmt(r.bundled.median)} | ${fmt(r.snapshot.median)} | ${fmt(r.ownUnbundled)} | ${fmt(r.ownBundled)} | ${fmt(r.ownSnapshot)} | ${r.ownUnbundled > 0 ? `${(((r.ownBundled - r.ownUnbundled) / r.ownUnbundled) * 100).toFixed(0)}%` : 'n/a'} |`,
     ),
+    '',
+    'snapshot: the same bundle evaluated into a V8 startup snapshot (`node --build-snapshot`, tools/bundle.ts), started',
+    'by `dist/bundle/kata-ts-snapshot`. On Node 20 deserialising its heap (about 5 MB) costs more than compiling the',
+    'bundle lazily, and a user snapshot replaces Node\'s own, so the package\'s `kata-ts` is the plain bundle.',
     '',
     '## Where a cold `boot` process spends its time (one `--cpu-prof` each, main thread, self time ms)',
     '',
@@ -167,8 +188,7 @@ async function main(): Promise<void> {
     '',
     'The profiler itself slows the process; read the rows as shares. Unbundled, Node resolves, reads, links and compiles',
     'about 70 ES modules; bundled, it compiles one file. What is left is Node starting (the floor), compiling and running',
-    'our code, and the VMM work itself. Not done: a V8 startup snapshot (`node --build-snapshot` needs one CommonJS',
-    'script whose top level has no side effects such as loading the addon or starting workers).',
+    'our code, and the VMM work itself.',
     '',
     `Machine: ${json.machine.cpu}, ${json.machine.cores} cores, ${json.machine.memGiB} GiB, Linux ${json.machine.kernel}, Node ${json.machine.node}. ` +
       `1-min load average ${json.machine.loadAvg.map((x) => x.toFixed(2)).join(', ')}. Date: ${json.date}.`,
@@ -178,14 +198,11 @@ async function main(): Promise<void> {
   ].join('\n');
 
   const series: { label: string; summary: Summary; color: string }[] = [{ label: 'node -e 0 (floor)', summary: floorSum, color: '#888888' }];
-  for (const r of rows) {
-    series.push({ label: `${r.name}, unbundled`, summary: r.unbundled, color: '#c0504d' });
-    series.push({ label: `${r.name}, bundled`, summary: r.bundled, color: '#4f81bd' });
-  }
+  for (const r of rows) for (const v of Object.keys(VARIANTS) as Variant[]) series.push({ label: `${r.name}, ${v}`, summary: r[v], color: COLORS[v] });
   await mkdir(resultsDir, { recursive: true });
   await writeFile(join(resultsDir, 'cli.json'), JSON.stringify(json, null, 2) + '\n');
   await writeFile(join(resultsDir, 'cli.md'), md);
-  await writeFile(join(resultsDir, 'cli.svg'), renderChart({ title: 'cold kata-ts processes: unbundled vs bundled', unit: 'ms from spawn to exit', series }));
+  await writeFile(join(resultsDir, 'cli.svg'), renderChart({ title: 'cold kata-ts processes: unbundled, bundled, snapshot', unit: 'ms from spawn to exit', series }));
   process.stderr.write(`[bench:cli] wrote ${join(resultsDir, 'cli.md')}\n`);
 }
 

@@ -42,7 +42,9 @@ export interface OciDeps {
   env: NodeJS.ProcessEnv;
 }
 
-const defaultDeps: OciDeps = {
+/** The real process's dependencies, made when the commands are registered (never at module load: a V8 startup
+ * snapshot of the CLI, tools/bundle.ts, evaluates this module when it is built). */
+const defaultDeps = (): OciDeps => ({
   runtime: () => import('../runtime/api.js'),
   stdout: (s) => process.stdout.write(s),
   stderr: (s) => process.stderr.write(s),
@@ -52,7 +54,7 @@ const defaultDeps: OciDeps = {
   },
   forwardSignals: true,
   env: process.env,
-};
+});
 
 /** The OCI command names (main.ts uses this to know when it runs one). */
 export const OCI_COMMANDS = ['create', 'start', 'state', 'kill', 'delete', 'run', 'exec', 'ps', 'list'] as const;
@@ -216,7 +218,7 @@ async function interruptible<T>(handle: boolean, fn: (signal: AbortSignal | unde
  * command, like runc's), which also lets `boot --hypervisor` keep its own meaning.
  */
 export function registerOciCommands(program: Command, overrides: Partial<OciDeps> = {}): void {
-  const d: OciDeps = { ...defaultDeps, ...overrides };
+  const d: OciDeps = { ...defaultDeps(), ...overrides };
   program
     .enablePositionalOptions()
     .option('--root <dir>', 'directory for container state', DEFAULT_ROOT)

@@ -49,6 +49,13 @@ t.test('the bundled shim loads its .proto files', async (t) => {
   t.notMatch(r.stderr, /proto|ENOENT|Cannot find/, `a usage error, not a missing file: ${r.stderr}`);
 });
 
+t.test('the startup-snapshot variant runs the same CLI (bench:cli measures it)', async (t) => {
+  const r = spawnSync(join(dir, 'kata-ts-snapshot'), ['--root', join(packageRoot(), 'dist', 'no-such-root'), 'state', 'nope'], { encoding: 'utf8', timeout: 60_000 });
+  t.equal(r.status, 1);
+  t.match(r.stderr, /^kata-ts: container 'nope' does not exist: see `kata-ts list`\n$/, 'its arguments, options first, reach the CLI');
+  t.ok(readFileSync(join(dir, 'kata-ts.blob')).length > 1 << 20, 'the snapshot was built');
+});
+
 t.test('modules imported from dist/src are not bundled', async (t) => {
   t.equal(isBundled(), false);
 });
