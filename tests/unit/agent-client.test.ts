@@ -60,13 +60,15 @@ async function fakeAgent() {
 t.test('agent.proto parses and has every service and method of the issue', async (t) => {
   const root = protoRoot('agent.proto');
   const svc = root.lookupService('kata_ts.agent.AgentService');
-  t.same(Object.keys(svc.methods).sort(), ['CloseStdin', 'CreateContainer', 'CreateSandbox', 'DestroySandbox', 'ExecProcess', 'GetGuestDetails', 'GetOOMEvent', 'PauseContainer', 'RemoveContainer', 'ResumeContainer', 'SignalProcess', 'StartContainer', 'StatsContainer', 'TtyWinResize', 'UpdateContainer', 'WaitProcess']);
+  t.same(Object.keys(svc.methods).sort(), ['CloseStdin', 'CreateContainer', 'CreateSandbox', 'DestroySandbox', 'ExecProcess', 'GetGuestDetails', 'GetOOMEvent', 'ListProcesses', 'PauseContainer', 'RemoveContainer', 'ResumeContainer', 'SignalProcess', 'StartContainer', 'StatsContainer', 'TtyWinResize', 'UpdateContainer', 'WaitProcess']);
   t.same(Object.keys(root.lookupService('kata_ts.agent.Health').methods), ['Check']);
   // Field numbers are a contract with the guest agent (guest/agent/): pin a few.
   const storage = root.lookupType('kata_ts.agent.Storage');
   t.same(Object.fromEntries(Object.values(storage.fields).map((f) => [f.name, f.id])), { driver: 1, source: 2, mount_point: 3, fstype: 4, options: 5, driver_options: 6 });
   const hdr = root.lookupType('kata_ts.agent.StdioStreamHeader');
   t.same(Object.fromEntries(Object.values(hdr.fields).map((f) => [f.name, f.id])), { container_id: 1, exec_id: 2, kind: 3 });
+  const ps = root.lookupType('kata_ts.agent.ProcessStatus');
+  t.same(Object.fromEntries(Object.values(ps.fields).map((f) => [f.name, f.id])), { pid: 1, ppid: 2, uid: 3, start_time: 4, cpu_millis: 5, tty: 6, cmd: 7 }, 'ProcessStatus as guest/agent/messages.cc writes it');
   const upd = root.lookupType('kata_ts.agent.UpdateContainerRequest');
   t.same(Object.fromEntries(Object.values(upd.fields).map((f) => [f.name, f.id])), { container_id: 1, resources_json: 2 });
   t.same(Object.fromEntries(Object.values(root.lookupType('kata_ts.agent.OOMEvent').fields).map((f) => [f.name, f.id])), { container_id: 1 });
