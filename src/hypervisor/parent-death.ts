@@ -6,22 +6,37 @@
 // One window stays open: an owner that dies before setpriv's prctl leaves the child orphaned; callers close
 // it themselves (QEMU connects to sockets its owner listens on, and exits when they are gone).
 
-import { spawnSync } from 'node:child_process';
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
 const SETPRIV = 'setpriv';
 
 let setprivPath: string | null | undefined;
 
-/** `setpriv` on PATH when it knows --pdeathsig, else null (probed once). */
+/** Largest setpriv binary read for its option table (util-linux's is about 80 KiB). */
+const MAX_SETPRIV_BYTES = 4 << 20;
+
+/**
+ * `setpriv` on PATH when it knows --pdeathsig, else null (probed once per process). The probe reads the binary for
+ * the option's name (util-linux keeps its long options as strings) instead of running `setpriv --help`: that
+ * spawn cost about 20 ms of every sandbox start.
+ */
 export function pdeathsigWrapper(): string | null {
   if (setprivPath === undefined) {
     const path = findExecutable(SETPRIV);
-    const help = path === undefined ? undefined : spawnSync(path, ['--help'], { encoding: 'utf8', timeout: 5000 });
-    setprivPath = path !== undefined && help?.status === 0 && help.stdout.includes('--pdeathsig') ? path : null;
+    setprivPath = path !== undefined && knowsPdeathsig(path) ? path : null;
   }
   return setprivPath;
+}
+
+/** Whether the executable at `path` names the pdeathsig option; false when it cannot be read or is too large. */
+export function knowsPdeathsig(path: string): boolean {
+  try {
+    if (statSync(path).size > MAX_SETPRIV_BYTES) return false;
+    return readFileSync(path).includes('pdeathsig');
+  } catch {
+    return false;
+  }
 }
 
 /** The absolute path `name` runs as (a path with a slash as is, if executable; else searched on PATH). */

@@ -3,13 +3,13 @@
 // be gone (or a zombie awaiting its reaper) without anyone calling stop or `delete`. The control case runs
 // QEMU without the parent-death wrapper and shows it outliving its owner, which is the defect.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import t from 'tap';
-import { findExecutable, pdeathsigWrapper, tieToParent } from '../../src/hypervisor/parent-death.js';
+import { findExecutable, knowsPdeathsig, pdeathsigWrapper, tieToParent } from '../../src/hypervisor/parent-death.js';
 import { installFakeQemu } from '../helpers/fake-qemu-bin.js';
 import { tinyKernelFile } from '../helpers/tiny-kernel.js';
 
@@ -79,6 +79,14 @@ t.test('the parent-death wrapper', async (t) => {
   t.equal(findExecutable('sh'), findExecutable('sh', process.env['PATH']), 'PATH search');
   t.equal(findExecutable('no-such-program-kata-ts'), undefined);
   t.equal(findExecutable(fakeBin), fakeBin, 'a path is taken as it is');
+  // the probe reads the binary for the option's name, and agrees with what setpriv --help says
+  const setpriv = findExecutable('setpriv');
+  if (setpriv !== undefined) {
+    const help = spawnSync(setpriv, ['--help'], { encoding: 'utf8' });
+    t.equal(knowsPdeathsig(setpriv), help.stdout.includes('--pdeathsig'), `${setpriv}: the probe agrees with --help`);
+  }
+  t.equal(knowsPdeathsig(fakeBin), false, 'a program that does not name the option');
+  t.equal(knowsPdeathsig('/no/such/setpriv'), false, 'a missing file');
 });
 
 t.test('QEMU dies when the process that started it is SIGKILLed', { skip: pdeathsigWrapper() === null ? 'no setpriv with --pdeathsig (util-linux >= 2.33)' : false }, async (t) => {
