@@ -14,6 +14,7 @@
 // `creating` tears it down at once instead of asking a sandbox that may never answer.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -278,10 +279,46 @@ interface RelayOptions {
 
 /** Starts the stdio relay of one process (stdio-relay-main.ts); resolves once its streams are bound. */
 async function spawnRelay(s: RelayOptions): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [RELAY_MAIN, s.sock, s.id, s.exec || '-', s.tty ? '1' : '0', '1', s.ctty ? '1' : '0'], {
+  return relayReady(launchRelay(s, s.exec || '-'), s);
+}
+
+function launchRelay(s: Omit<RelayOptions, 'exec'>, execArg: string): ChildProcess {
+  return spawn(process.execPath, [RELAY_MAIN, s.sock, s.id, execArg, s.tty ? '1' : '0', '1', s.ctty ? '1' : '0'], {
     detached: s.detached,
+    // fd 3 is a socket pair (both ways): "go EXEC" to a pre-started relay, its "ready" back
     stdio: [s.stdio.stdin, s.stdio.stdout, s.stdio.stderr, 'pipe'],
   });
+}
+
+/**
+ * A relay started before its process exists (create, exec): node's start-up (about a tenth of a second) overlaps
+ * the sandbox's work instead of following it. It waits for `go(exec)`; `cancel()` (or this process exiting, which
+ * closes its socket) ends it unused.
+ */
+interface PendingRelay {
+  go(exec: string): Promise<ChildProcess>;
+  /** kills it and waits for its exit, so no relay outlives a failed command */
+  cancel(): Promise<void>;
+}
+
+function prestartRelay(s: Omit<RelayOptions, 'exec'>): PendingRelay {
+  const child = launchRelay(s, '?');
+  child.on('error', () => undefined); // reported by relayReady as a closed readiness socket
+  return {
+    go: (exec) => {
+      (child.stdio[3] as Socket).write(`go ${exec || '-'}\n`);
+      return relayReady(child, s);
+    },
+    cancel: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.kill('SIGKILL'); // Node signals a child only until it has reaped it: never a reused pid
+      await Promise.race([gone, new Promise<void>((resolve) => setTimeout(resolve, 5000).unref())]);
+    },
+  };
+}
+
+async function relayReady(child: ChildProcess, s: Omit<RelayOptions, 'exec'>): Promise<ChildProcess> {
   const answer = await readLineFrom(child.stdio[3] as Readable, 60_000, s.signal);
   if (answer !== 'ready') {
     child.kill('SIGKILL'); // Node signals a child only until it has reaped it: never a reused pid
@@ -371,22 +408,25 @@ async function createInternal(o: RuntimeOptions, id: string, a: CreateArgs, deta
     created: new Date().toISOString(),
   };
   const signal = a.signal;
+  const sock = controlSocketPath(root, sid);
+  const toConsole = b.terminal && a.consoleSocket !== undefined;
+  let pending: PendingRelay | undefined;
   try {
     writeContainer(root, rec);
     saveHooks(root, id, b.hooks);
     signal?.throwIfAborted();
     if (!joining) await spawnSandbox(o, root, sid, cfg, hvSection!, b, signal);
-    const sock = controlSocketPath(root, sid);
+    // the init's stdio relay starts now and waits: its start-up overlaps creating the container in the guest (started
+    // before the sandbox instead, it slowed the sandbox's own start on a 2-core machine more than it saved)
+    if (!toConsole) pending = prestartRelay({ sock, id, tty: b.terminal, stdio: a.stdio, detached, signal });
     const req: ControlRequest = { op: 'create', id, bundle: b.dir, rootfs: b.rootfs, spec: guestSpec(b.spec), annotations: b.annotations };
     // an own sandbox is killed at once on an interruption; a joined one runs other containers, so its create
     // request is let finish and then undone below (a container it added later would come back)
     await (joining ? call(sock, req, 120_000) : unlessAborted(call(sock, req, 120_000), signal, () => interrupted(id, signal!)));
     signal?.throwIfAborted();
     // a terminal goes to --console-socket; `run` (not detached) gives the caller's own terminal, as runc run does
-    const relay =
-      b.terminal && a.consoleSocket !== undefined
-        ? await consoleRelay(sock, id, '', a.consoleSocket, { signal })
-        : await spawnRelay({ sock, id, exec: '', tty: b.terminal, stdio: a.stdio, detached, signal });
+    const relay = toConsole ? await consoleRelay(sock, id, '', a.consoleSocket!, { signal }) : await pending!.go('');
+    pending = undefined;
     signal?.throwIfAborted();
     // the container exists in the guest: the create-time hooks, with its state (a failure undoes the create)
     const hookState: HookState = { ociVersion: OCI_VERSION, id, status: 'creating', pid: relay.pid ?? 0, bundle: b.dir, annotations: b.annotations };
@@ -394,6 +434,7 @@ async function createInternal(o: RuntimeOptions, id: string, a: CreateArgs, deta
     if (a.pidFile) writePrivate(a.pidFile, String(relay.pid));
     return relay;
   } catch (e) {
+    await pending?.cancel();
     if (joining) {
       await call(controlSocketPath(root, sid), { op: 'delete', id, force: true }, 30_000).catch(() => undefined);
     } else {
@@ -632,13 +673,18 @@ export async function exec(
     user: base.user ?? { uid: 0, gid: 0 },
   };
   const sock = ctl(o, rec);
-  const r = await call(sock, { op: 'exec', id, process: proc }, 60_000, execResult);
+  // the relay starts while the guest starts the process (see prestartRelay)
+  const pending = a.consoleSocket === undefined ? prestartRelay({ sock, id, tty: a.tty, stdio: a.stdio, detached: a.detach === true }) : undefined;
+  let r: { exec: string };
+  try {
+    r = await call(sock, { op: 'exec', id, process: proc }, 60_000, execResult);
+  } catch (e) {
+    await pending?.cancel();
+    throw e;
+  }
   // --detach (containerd's runc shim: exec --detach --pid-file P): the process's stdio relay runs on without
   // us and exits with the process's status; its pid is the one to wait for, as create's is
-  const relay =
-    a.consoleSocket !== undefined
-      ? await consoleRelay(sock, id, r.exec, a.consoleSocket, { wait: a.detach !== true })
-      : await spawnRelay({ sock, id, exec: r.exec, tty: a.tty, stdio: a.stdio, detached: a.detach === true });
+  const relay = pending ? await pending.go(r.exec) : await consoleRelay(sock, id, r.exec, a.consoleSocket!, { wait: a.detach !== true });
   if (a.pidFile) writePrivate(a.pidFile, String(relay.pid));
   if (a.detach) return 0;
   return new Promise<number>((resolve) => relay.once('exit', (code, sig) => resolve(code ?? (sig ? 128 + signalNumber(sig) : 255))));

@@ -6,19 +6,20 @@
 // exited and its output has drained. The relay of a container's init process is the container's `state.pid`:
 // its exit means the container stopped. If the sandbox process goes away it exits 255.
 // (Not a containerd shim: that is src/shim/, which speaks containerd's shim v2 API.)
-// Readiness: "ready\n" or "error <message>\n" on fd 3 (a pipe to the spawning CLI), once every stream is bound.
+// Readiness: "ready\n" or "error <message>\n" on fd 3 (a socket pair with the spawning CLI), once every stream is
+// bound. Exec id `?` starts the relay before its process exists: it waits for "go EXEC\n" on fd 3 first.
 // With a terminal its size goes to the guest's pty (control op `resize`) at start and on every SIGWINCH; `ctty` 1
 // (create --console-socket: fds 0-2 are the slave of the pty whose master the caller holds) makes that terminal
 // the relay's controlling terminal first, so the kernel tells it when the caller resizes the master.
 
-import { closeSync, writeSync } from 'node:fs';
+import { closeSync, readSync, writeSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { WriteStream } from 'node:tty';
 import { makeRawTty, restoreTty, setControllingTty } from '../host/pty.js';
 import { call, checkResult, exitResult, open, parseReply, readLine, type StreamName } from './control.js';
 
 const [sock, id, execArg, ttyArg, stdinArg, cttyArg] = process.argv.slice(2);
-const exec = execArg === '-' ? '' : (execArg ?? '');
+let exec = execArg === '-' ? '' : (execArg ?? '');
 const tty = ttyArg === '1';
 const withStdin = stdinArg === '1';
 
@@ -57,7 +58,43 @@ function restoreTerminal(saved: Uint8Array): void {
   }
 }
 
+/**
+ * Exec id `?`: started ahead of its process (api.ts prestartRelay), wait for "go EXEC" on fd 3 (a socket pair with
+ * the spawning CLI). EOF first means the CLI went away or gave up: exit quietly, nothing was attached.
+ */
+function awaitGo(): string {
+  const buf = Buffer.alloc(256);
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  let line = '';
+  for (;;) {
+    let n: number;
+    try {
+      n = readSync(3, buf, 0, buf.length, null);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EAGAIN' || code === 'EINTR') {
+        Atomics.wait(nap, 0, 0, 5);
+        continue;
+      }
+      process.exit(255);
+    }
+    if (n === 0) process.exit(255);
+    line += buf.toString('utf8', 0, n);
+    const nl = line.indexOf('\n');
+    if (nl >= 0) {
+      const m = /^go (\S{1,128})$/.exec(line.slice(0, nl));
+      if (!m) {
+        ready('error malformed go line');
+        process.exit(255);
+      }
+      return m[1] === '-' ? '' : m[1]!;
+    }
+    if (line.length > 256) process.exit(255);
+  }
+}
+
 async function main(): Promise<void> {
+  if (execArg === '?') exec = awaitGo();
   let saved: Uint8Array | undefined;
   const outputs: Promise<void>[] = [];
   const attach = (stream: StreamName): Promise<Socket> => open(sock!, { op: 'attach', id: id!, exec, stream });
