@@ -93,7 +93,12 @@ async function main(): Promise<void> {
     else throw new Error(`unknown argument ${argv[i]!}: use --runs N`);
   }
   if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs must be a positive integer');
-  for (const p of Object.values(VARIANTS)) if (!existsSync(p.at(-1)!)) throw new Error(`${p.at(-1)!} missing: npm run build:ts`);
+  for (const p of Object.values(VARIANTS)) if (!existsSync(p.at(-1)!)) throw new Error(`${p.at(-1)!} missing: npm run bench:cli builds every variant`);
+  // each variant must be the same CLI (a launcher that lost its arguments would be timed failing fast)
+  for (const [name, p] of Object.entries(VARIANTS)) {
+    const r = spawnSync(p[0], [...p.slice(1), '--root', join(tmpdir(), 'kata-ts-bench-cli-none'), 'state', 'nope'], { encoding: 'utf8', timeout: 60_000 });
+    if (!/^kata-ts: container 'nope' does not exist/.test(r.stderr)) throw new Error(`the ${name} CLI did not answer as the CLI does: ${r.stderr.trim() || `exit ${String(r.status)}`}`);
+  }
 
   const payload = await buildPayloadFile('bench');
   let kvm = false;

@@ -111,7 +111,7 @@ export class AgentClient {
     return this.call(AGENT_SERVICE, 'StatsContainer', agentCodecs.StatsContainerRequest(), agentCodecs.StatsContainerResponse(), req, opts);
   }
 
-  /** The container's processes (guest pids). The guest's answer is checked: at most 4096, pids 1..2^22, short strings. */
+  /** The container's processes (guest pids). The guest's answer is checked: at most 4096, pids 1..2^22, short strings, exact times. */
   async listProcesses(req: ListProcessesRequest, opts?: AgentCallOptions): Promise<ProcessStatus[]> {
     const res = await this.call(AGENT_SERVICE, 'ListProcesses', agentCodecs.ListProcessesRequest(), agentCodecs.ListProcessesResponse(), req, opts);
     const name = 'kata_ts.agent.ListProcessesResponse';
@@ -120,6 +120,8 @@ export class AgentClient {
       // PID_MAX_LIMIT is 2^22 on 64-bit Linux; ppid 0 is the kernel's
       if (p.pid < 1 || p.pid > PID_MAX || p.ppid > PID_MAX) throw new MalformedMessage(name, `pid ${p.pid} / ppid ${p.ppid} out of range (1..${PID_MAX})`);
       if (p.tty.length > 32 || p.cmd.length > 8192) throw new MalformedMessage(name, `pid ${p.pid}: tty or command line too long`);
+      // uint64 fields arrive as numbers: past 2^53 they are not exact (and no clock or CPU time is that large)
+      if (!Number.isSafeInteger(p.start_time) || !Number.isSafeInteger(p.cpu_millis)) throw new MalformedMessage(name, `pid ${p.pid}: start_time ${p.start_time} / cpu_millis ${p.cpu_millis} beyond 2^53`);
     }
     return res.processes;
   }

@@ -429,7 +429,6 @@ export async function createVm(opts: VmOptions, native: NativeAddon = loadNative
   const createdNs = process.hrtime.bigint();
   const nVcpus = opts.vcpus ?? 1;
   const memoryMiB = opts.memoryMiB ?? 128;
-  checkVmShape(nVcpus, memoryMiB);
   const pool = opts.pool ?? defaultVcpuPool;
   const workers: Worker[] = [];
   let vmRef: Vm | undefined;

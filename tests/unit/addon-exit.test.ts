@@ -8,9 +8,9 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
-import { repoRoot } from '../helpers/oci-harness.js';
+import { packageRoot } from '../../src/host/package-root.js';
 
-const WORKER = join(repoRoot, 'dist', 'src', 'vmm', 'vcpu-worker.js');
+const WORKER = join(packageRoot(), 'dist', 'src', 'vmm', 'vcpu-worker.js');
 const RUNS = 240;
 const PARALLEL = 4;
 

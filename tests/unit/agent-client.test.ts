@@ -51,6 +51,19 @@ async function fakeAgent() {
     GetGuestDetails: () =>
       agentCodecs.GuestDetailsResponse().encode({ agent_version: '0.1.0', kernel_release: '6.1.0', mem_total_bytes: 512 << 20, cpus: 2, runc_version: '1.1.5', stdio_port: 1025 }),
     SignalProcess: () => Uint8Array.of(0x0f), // not a valid message: the client must say so
+    // a guest answering ListProcesses with what its container id asks for
+    ListProcesses: (p) => {
+      const id = agentCodecs.ListProcessesRequest().decode(p).container_id;
+      const one = { pid: 7, ppid: 1, uid: 0, start_time: 1_700_000_000, cpu_millis: 5, tty: '', cmd: 'sleep 1' };
+      const procs =
+        id === 'many' ? Array.from({ length: 4097 }, (_, i) => ({ ...one, pid: i + 1 }))
+        : id === 'pid0' ? [{ ...one, pid: 0 }]
+        : id === 'bigpid' ? [{ ...one, pid: 2 ** 22 + 1 }]
+        : id === 'longcmd' ? [{ ...one, cmd: 'x'.repeat(8193) }]
+        : id === 'future' ? [{ ...one, start_time: 2 ** 60 }]
+        : [one];
+      return agentCodecs.ListProcessesResponse().encode({ processes: procs });
+    },
   });
   const pair = await unixSocketPair();
   server.serve(pair.server);
@@ -148,6 +161,10 @@ t.test('typed calls: request fields reach the agent, responses come back typed',
   t.same(await a.client.waitProcess({ container_id: 'c1', exec_id: 'killed' }), { exit_code: 137, signal: 9 });
   t.same(await a.client.waitProcess({ container_id: 'c1' }), { exit_code: 3, signal: 0 });
   await t.rejects(a.client.waitProcess({ container_id: 'c1', exec_id: 'liar' }), { name: 'MalformedMessage', message: /exit_code 1000/ }, 'guest numbers are range-checked');
+  t.same(await a.client.listProcesses({ container_id: 'c1' }), [{ pid: 7, ppid: 1, uid: 0, start_time: 1_700_000_000, cpu_millis: 5, tty: '', cmd: 'sleep 1' }]);
+  for (const [id, msg] of [['many', /4097 processes/], ['pid0', /pid 0/], ['bigpid', /pid 4194305/], ['longcmd', /too long/], ['future', /beyond 2\^53/]] as const) {
+    await t.rejects(a.client.listProcesses({ container_id: id }), { name: 'MalformedMessage', message: msg }, `ListProcesses: ${id} is refused`);
+  }
   const stats = await a.client.statsContainer({ container_id: 'c1' });
   t.equal(stats.cgroup?.cpu_usage_usec, 2 ** 40, 'uint64 beyond 32 bits');
   t.equal(stats.cgroup?.memory_current, 4096);

@@ -32,28 +32,13 @@ t.test('the bundled CLI finds its files: the addon, the quirks file, the default
   const run = (args: string[]) => spawnSync(process.execPath, [join(dir, 'kata-ts.js'), ...args], { encoding: 'utf8', timeout: 60_000 });
   t.equal(run(['--version']).stdout.trim(), (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version);
   const check = run(['check', '--json', '--no-probe']);
-  t.equal(check.status === 0 || check.status === 1, true, `check ran (${check.stderr})`);
-  const report = JSON.parse(check.stdout) as Record<string, unknown>;
-  t.ok('kvm' in report || Object.keys(report).length > 3, 'check printed its JSON report (the addon loaded from build/Release)');
+  t.ok(check.status === 0 || check.status === 1, `check ran (${check.stderr})`);
+  const report = JSON.parse(check.stdout) as { kvm?: { path?: unknown } };
+  t.equal(report.kvm?.path, '/dev/kvm', 'check printed its JSON report (the addon loaded from build/Release)');
   // `state` of a missing container loads the runtime (configuration.toml, validation) and says what to do
   const st = run(['--root', join(packageRoot(), 'dist', 'no-such-root'), 'state', 'nope']);
   t.equal(st.status, 1);
   t.match(st.stderr, /^kata-ts: container 'nope' does not exist: see `kata-ts list`\n$/);
-});
-
-t.test('the bundled shim loads its .proto files', async (t) => {
-  // a shim `delete` of an unknown bundle answers containerd's DeleteResponse on stdout (protobuf) or fails with one
-  // line; it must never fail to find shim.proto
-  const r = spawnSync(process.execPath, [join(dir, 'shim.js'), '-id', 'x', 'start'], { encoding: 'utf8', env: { ...process.env, NAMESPACE: '' }, timeout: 60_000 });
-  t.not(r.status, 0);
-  t.notMatch(r.stderr, /proto|ENOENT|Cannot find/, `a usage error, not a missing file: ${r.stderr}`);
-});
-
-t.test('the startup-snapshot variant runs the same CLI (bench:cli measures it)', async (t) => {
-  const r = spawnSync(join(dir, 'kata-ts-snapshot'), ['--root', join(packageRoot(), 'dist', 'no-such-root'), 'state', 'nope'], { encoding: 'utf8', timeout: 60_000 });
-  t.equal(r.status, 1);
-  t.match(r.stderr, /^kata-ts: container 'nope' does not exist: see `kata-ts list`\n$/, 'its arguments, options first, reach the CLI');
-  t.ok(readFileSync(join(dir, 'kata-ts.blob')).length > 1 << 20, 'the snapshot was built');
 });
 
 t.test('modules imported from dist/src are not bundled', async (t) => {
