@@ -73,6 +73,23 @@ export function vhostUserDeviceArgs(a: VhostUserAttachment, index: number): stri
   }
 }
 
+/**
+ * The kernel command line QEMU gets. Under TCG with vhost-user devices it gains `init_on_alloc=1` (unless the
+ * user's parameters already set init_on_alloc): TCG caches translated guest code per guest-physical page and
+ * drops a translation only when the guest CPU (or QEMU itself) writes that page. A vhost-user backend writes
+ * guest RAM from another process, so QEMU never hears of it: when the guest frees a page it executed code
+ * from (runc re-executes itself from a memfd copy on every create and exec) and the page comes back filled by
+ * a device read (virtio-fs READ, virtio-blk), QEMU may run its stale translation of the old code. Seen as
+ * busybox dying of SIGSEGV at a wrong ip in about one exec in a hundred. With init_on_alloc=1 the guest
+ * zeroes every page it allocates, a CPU write that drops the page's translations before the device fills it.
+ * KVM runs guest code natively and caches nothing, so it is left alone.
+ */
+export function qemuCmdline(cmdline: string, accel: Accelerator, vhostUser: boolean): string {
+  if (accel !== 'tcg' || !vhostUser) return cmdline;
+  if (/(^|\s)init_on_alloc=/.test(cmdline)) return cmdline;
+  return `${cmdline} init_on_alloc=1`;
+}
+
 export function buildQemuArgv(o: QemuArgvOptions): string[] {
   const mem = `${String(o.memoryMiB)}M`;
   const argv = [
@@ -102,7 +119,7 @@ export function buildQemuArgv(o: QemuArgvOptions): string[] {
     ...(o.startPaused ? ['-S'] : []),
     '-kernel', o.kernelPath,
     ...(o.initrdPath !== undefined ? ['-initrd', o.initrdPath] : []),
-    '-append', o.cmdline,
+    '-append', qemuCmdline(o.cmdline, o.accel, (o.vhostUser ?? []).length > 0),
   ];
   (o.vhostUser ?? []).forEach((a, i) => argv.push(...vhostUserDeviceArgs(a, i)));
   return argv;

@@ -142,8 +142,10 @@ export class QemuHypervisor extends HypervisorBase implements Hypervisor {
     };
   }
 
+  /** The command line the guest was given (qemuCmdline() may add to the configured one). */
   get cmdline(): string | undefined {
-    return this.argv ? this.config?.cmdline : undefined;
+    const a = this.argv;
+    return a ? a[a.indexOf('-append') + 1] : undefined;
   }
 
   get vsock(): VsockPort | undefined {

@@ -1,7 +1,7 @@
 // The QEMU command line: microvm with shared memfd RAM, modern virtio-mmio, the accelerator per host, QMP and
 // the boot-timer debugcon as client sockets, vhost-user devices, option-value escaping.
 import t from 'tap';
-import { buildQemuArgv, qemuOptValue, QemuDeviceNotSupported, vhostUserDeviceArgs, type QemuArgvOptions } from '../../src/hypervisor/qemu-argv.js';
+import { buildQemuArgv, qemuCmdline, qemuOptValue, QemuDeviceNotSupported, vhostUserDeviceArgs, type QemuArgvOptions } from '../../src/hypervisor/qemu-argv.js';
 
 const base: QemuArgvOptions = {
   kernelPath: '/k/vmlinux',
@@ -46,6 +46,16 @@ t.test('accelerator', async (t) => {
   const kvm = buildQemuArgv({ ...base, accel: 'kvm' });
   t.equal(after(kvm, '-accel'), 'kvm');
   t.equal(after(kvm, '-cpu'), 'host,-arch-capabilities', 'MSR 0x10a is hidden (kvm_pvm rejects it)');
+});
+
+t.test('TCG with vhost-user devices: the guest zeroes pages it allocates (stale translated code)', async (t) => {
+  const vu = [{ spec: { kind: 'rng' as const }, socketPath: '/run/x/rng.sock' }];
+  t.equal(after(buildQemuArgv({ ...base, vhostUser: vu }), '-append'), `${base.cmdline} init_on_alloc=1`);
+  t.equal(after(buildQemuArgv({ ...base, accel: 'kvm', vhostUser: vu }), '-append'), base.cmdline, 'KVM caches no translations');
+  t.equal(after(buildQemuArgv(base), '-append'), base.cmdline, 'no vhost-user backend writes guest memory');
+  t.equal(qemuCmdline('a init_on_alloc=0', 'tcg', true), 'a init_on_alloc=0', "the user's own setting stands");
+  t.equal(qemuCmdline('init_on_alloc=0 b', 'tcg', true), 'init_on_alloc=0 b');
+  t.equal(qemuCmdline('xinit_on_alloc=0', 'tcg', true), 'xinit_on_alloc=0 init_on_alloc=1', 'only the whole parameter counts');
 });
 
 t.test('QMP, boot timer, paused start, debug exit', async (t) => {
