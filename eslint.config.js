@@ -10,7 +10,8 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   {
-    // build outputs and the guest/native side (C, C++, asm, shell); the only JavaScript here is this file.
+    // build outputs and the guest/native side (C, C++, asm, shell); the only JavaScript here is this file and
+    // tools/bundle-launcher.cjs.
     // tests/payloads/*.{S,c} are never matched: only *.ts and *.js are linted
     ignores: ['dist/', 'node_modules/', 'build/', '.tap/', 'guest/', 'native/', 'kernel-config/', 'bench/results/'],
   },
@@ -56,5 +57,13 @@ export default tseslint.config(
     // this file is plain ESM JavaScript outside tsconfig.json: no type information for it
     files: ['eslint.config.js'],
     extends: [tseslint.configs.disableTypeChecked],
+  },
+  {
+    // the bundle launcher: a CommonJS script Node runs as is (tools/bundle.ts copies it beside each bundle body)
+    files: ['tools/bundle-launcher.cjs'],
+    languageOptions: {
+      sourceType: 'commonjs',
+      globals: { require: 'readonly', module: 'readonly', __dirname: 'readonly', process: 'readonly' },
+    },
   },
 );

@@ -1,7 +1,8 @@
 // Cold start of a `kata-ts` process: what a new process costs before it does its work, the unbundled ES
 // modules (dist/src/cli/main.js, as tsc writes them) against the bundle users run (dist/bundle/kata-ts.js,
-// tools/bundle.ts) and the same bundle started from a V8 startup snapshot (dist/bundle/kata-ts-snapshot), with
-// `node -e 0` as the floor (Node's own start). Every OCI call containerd's runc shim or
+// tools/bundle.ts: a launcher compiling the CommonJS body with V8's code cache), the same without the cache,
+// and the same bundle started from a V8 startup snapshot (dist/bundle/kata-ts-snapshot), with `node -e 0` as
+// the floor (Node's own start). Every OCI call containerd's runc shim or
 // podman makes (create, start, state, kill, delete, exec) is such a cold process, and so is `kata-ts boot`.
 //
 // Commands: `--version` (parsing only), `state` of a missing container (loads the runtime and answers with its
@@ -30,19 +31,22 @@ const resultsDir = join(repoRoot, 'bench', 'results');
 const VARIANTS = {
   unbundled: [process.execPath, join(repoRoot, 'dist', 'src', 'cli', 'main.js')],
   bundled: [process.execPath, join(repoRoot, 'dist', 'bundle', 'kata-ts.js')],
+  // the same launcher told not to use V8's code cache (KATA_TS_CODE_CACHE=off, ENV below): what the cache saves
+  'no-cache': [process.execPath, join(repoRoot, 'dist', 'bundle', 'kata-ts.js')],
   // the same bundle evaluated into a V8 startup snapshot (tools/bundle.ts), started by its launcher
   snapshot: [join(repoRoot, 'dist', 'bundle', 'kata-ts-snapshot')],
 } as const;
 type Variant = keyof typeof VARIANTS;
-const COLORS: Record<Variant, string> = { unbundled: '#c0504d', bundled: '#4f81bd', snapshot: '#9bbb59' };
+const ENV: Partial<Record<Variant, NodeJS.ProcessEnv>> = { 'no-cache': { ...process.env, KATA_TS_CODE_CACHE: 'off' } };
+const COLORS: Record<Variant, string> = { unbundled: '#c0504d', bundled: '#4f81bd', 'no-cache': '#8064a2', snapshot: '#9bbb59' };
 
 function fmt(x: number): string {
   return x.toFixed(1);
 }
 
-function timed(argv: readonly string[]): number {
+function timed(argv: readonly string[], env?: NodeJS.ProcessEnv): number {
   const t0 = process.hrtime.bigint();
-  spawnSync(argv[0]!, argv.slice(1), { stdio: 'ignore', timeout: 120_000 });
+  spawnSync(argv[0]!, argv.slice(1), { stdio: 'ignore', timeout: 120_000, env: env ?? process.env });
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
@@ -96,7 +100,7 @@ async function main(): Promise<void> {
   for (const p of Object.values(VARIANTS)) if (!existsSync(p.at(-1)!)) throw new Error(`${p.at(-1)!} missing: npm run bench:cli builds every variant`);
   // each variant must be the same CLI (a launcher that lost its arguments would be timed failing fast)
   for (const [name, p] of Object.entries(VARIANTS)) {
-    const r = spawnSync(p[0], [...p.slice(1), '--root', join(tmpdir(), 'kata-ts-bench-cli-none'), 'state', 'nope'], { encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(p[0], [...p.slice(1), '--root', join(tmpdir(), 'kata-ts-bench-cli-none'), 'state', 'nope'], { encoding: 'utf8', timeout: 60_000, env: ENV[name as Variant] ?? process.env });
     if (!/^kata-ts: container 'nope' does not exist/.test(r.stderr)) throw new Error(`the ${name} CLI did not answer as the CLI does: ${r.stderr.trim() || `exit ${String(r.status)}`}`);
   }
 
@@ -120,13 +124,14 @@ async function main(): Promise<void> {
   const res: Record<string, Record<Variant, number[]>> = {};
   const nodeFloor = [process.execPath, '-e', '0'];
   timed(nodeFloor);
-  for (const args of Object.values(commands)) for (const v of Object.values(VARIANTS)) timed([...v, ...args]); // warm-up
+  // warm-up (it also writes the bundle's code cache where the build's own run did not)
+  for (const args of Object.values(commands)) for (const [v, p] of Object.entries(VARIANTS)) timed([...p, ...args], ENV[v as Variant]);
   const load0 = loadavg()[0]!;
   for (let i = 0; i < runs; i++) {
     for (const [name, args] of Object.entries(commands)) {
       floor.push(timed(nodeFloor));
-      const r = (res[name] ??= { unbundled: [], bundled: [], snapshot: [] });
-      for (const v of Object.keys(VARIANTS) as Variant[]) r[v].push(timed([...VARIANTS[v], ...args]));
+      const r = (res[name] ??= { unbundled: [], bundled: [], 'no-cache': [], snapshot: [] });
+      for (const v of Object.keys(VARIANTS) as Variant[]) r[v].push(timed([...VARIANTS[v], ...args], ENV[v]));
     }
     process.stderr.write(`[bench:cli] ${i + 1}/${runs}\n`);
   }
@@ -138,7 +143,18 @@ async function main(): Promise<void> {
     const u = summarize(r.unbundled);
     const b = summarize(r.bundled);
     const sn = summarize(r.snapshot);
-    return { name, unbundled: u, bundled: b, snapshot: sn, ownUnbundled: u.median - floorSum.median, ownBundled: b.median - floorSum.median, ownSnapshot: sn.median - floorSum.median };
+    const nc = summarize(r['no-cache']);
+    return {
+      name,
+      unbundled: u,
+      bundled: b,
+      'no-cache': nc,
+      snapshot: sn,
+      ownUnbundled: u.median - floorSum.median,
+      ownBundled: b.median - floorSum.median,
+      ownNoCache: nc.median - floorSum.median,
+      ownSnapshot: sn.median - floorSum.median,
+    };
   });
   const json = {
     benchmark: 'cli',
@@ -152,9 +168,11 @@ async function main(): Promise<void> {
         {
           unbundled: roundSummary(r.unbundled),
           bundled: roundSummary(r.bundled),
+          bundled_no_code_cache: roundSummary(r['no-cache']),
           snapshot: roundSummary(r.snapshot),
           own_ms_unbundled: round3(r.ownUnbundled),
           own_ms_bundled: round3(r.ownBundled),
+          own_ms_bundled_no_code_cache: round3(r.ownNoCache),
           own_ms_snapshot: round3(r.ownSnapshot),
         },
       ]),
@@ -168,17 +186,18 @@ async function main(): Promise<void> {
     '# Cold `kata-ts` process benchmark',
     '',
     'Wall time from spawning a `kata-ts` process to its exit: the unbundled ES modules tsc writes (`dist/src/cli/main.js`)',
-    'against the bundle users run (`dist/bundle/kata-ts.js`, one file per entry point, `tools/bundle.ts`), with',
+    'against the bundle users run (`dist/bundle/kata-ts.js`: a launcher that compiles the CommonJS bundle body with V8\'s',
+    'code cache, one body per entry point, `tools/bundle.ts`; "no cache" is the same with `KATA_TS_CODE_CACHE=off`), with',
     '`node -e 0` as the floor. Every OCI call a runc shim or podman makes is such a process; so is `kata-ts boot`.',
     `${runs} interleaved runs of each after one warm-up. ${kvm ? '' : 'This host has no usable /dev/kvm, so `boot` runs until it finds that out: it has loaded the VMM and started its vCPU worker by then, which is the host side of a cold boot before its first KVM ioctl.'}`,
     '',
     `Floor (\`node -e 0\`): median ${fmt(floorSum.median)} ms, p90 ${fmt(floorSum.p90)} ms.`,
     '',
-    '| command | unbundled median ms | bundled median ms | snapshot median ms | own cost unbundled (− floor) | own cost bundled | own cost snapshot | bundled vs unbundled, own cost |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    '| command | unbundled median ms | bundled median ms | bundled, no cache, median ms | snapshot median ms | own cost unbundled (− floor) | own cost bundled | own cost bundled, no cache | own cost snapshot | bundled vs unbundled, own cost |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows.map(
       (r) =>
-        `| ${r.name} | ${fmt(r.unbundled.median)} | ${fmt(r.bundled.median)} | ${fmt(r.snapshot.median)} | ${fmt(r.ownUnbundled)} | ${fmt(r.ownBundled)} | ${fmt(r.ownSnapshot)} | ${r.ownUnbundled > 0 ? `${(((r.ownBundled - r.ownUnbundled) / r.ownUnbundled) * 100).toFixed(0)}%` : 'n/a'} |`,
+        `| ${r.name} | ${fmt(r.unbundled.median)} | ${fmt(r.bundled.median)} | ${fmt(r['no-cache'].median)} | ${fmt(r.snapshot.median)} | ${fmt(r.ownUnbundled)} | ${fmt(r.ownBundled)} | ${fmt(r.ownNoCache)} | ${fmt(r.ownSnapshot)} | ${r.ownUnbundled > 0 ? `${(((r.ownBundled - r.ownUnbundled) / r.ownUnbundled) * 100).toFixed(0)}%` : 'n/a'} |`,
     ),
     '',
     'snapshot: the same bundle evaluated into a V8 startup snapshot (`node --build-snapshot`, tools/bundle.ts), started',
@@ -192,8 +211,9 @@ async function main(): Promise<void> {
     ...kinds.map((k) => `| ${k} | ${fmt(profiles.unbundled[k] ?? 0)} | ${fmt(profiles.bundled[k] ?? 0)} |`),
     '',
     'The profiler itself slows the process; read the rows as shares. Unbundled, Node resolves, reads, links and compiles',
-    'about 70 ES modules; bundled, it compiles one file. What is left is Node starting (the floor), compiling and running',
-    'our code, and the VMM work itself.',
+    'about 70 ES modules; bundled, the launcher compiles one CommonJS file, most of it from the code cache (Node 20\'s ES',
+    'module loader is not on that path at all). What is left is Node starting (the floor), running our code, and the VMM',
+    'work itself.',
     '',
     `Machine: ${json.machine.cpu}, ${json.machine.cores} cores, ${json.machine.memGiB} GiB, Linux ${json.machine.kernel}, Node ${json.machine.node}. ` +
       `1-min load average ${json.machine.loadAvg.map((x) => x.toFixed(2)).join(', ')}. Date: ${json.date}.`,
@@ -207,7 +227,7 @@ async function main(): Promise<void> {
   await mkdir(resultsDir, { recursive: true });
   await writeFile(join(resultsDir, 'cli.json'), JSON.stringify(json, null, 2) + '\n');
   await writeFile(join(resultsDir, 'cli.md'), md);
-  await writeFile(join(resultsDir, 'cli.svg'), renderChart({ title: 'cold kata-ts processes: unbundled, bundled, snapshot', unit: 'ms from spawn to exit', series }));
+  await writeFile(join(resultsDir, 'cli.svg'), renderChart({ title: 'cold kata-ts processes: unbundled, bundled (code cache), no cache, snapshot', unit: 'ms from spawn to exit', series }));
   process.stderr.write(`[bench:cli] wrote ${join(resultsDir, 'cli.md')}\n`);
 }
 

@@ -1,5 +1,5 @@
 // Where the script of a process or worker entry point is. The build bundles the entry points (tools/bundle.ts:
-// one file each, dist/bundle/<name>.js), so a cold process loads a few files instead of ~70 ES modules; code
+// dist/bundle/<name>.js each, a launcher of one CommonJS body), so a cold process loads a few files instead of ~70 ES modules; code
 // running from the bundle starts its child processes and workers from the bundle too, and code running from
 // dist/src (tests that import modules directly) starts the unbundled scripts beside it.
 

@@ -4,7 +4,7 @@
 // oci-lifecycle checks that their sandbox process and stdio relay start from the bundle.
 
 import { spawnSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { isBundled } from '../../src/contract/entry-point.js';
@@ -13,11 +13,13 @@ import { packageRoot } from '../../src/host/package-root.js';
 const dir = join(packageRoot(), 'dist', 'bundle');
 const ENTRIES = ['kata-ts', 'shim', 'sandbox-main', 'stdio-relay-main', 'vcpu-worker', 'device-worker'];
 
-t.test('one self-contained file per entry point; the commands are executable', async (t) => {
+t.test('one self-contained body per entry point, started by a launcher; the commands are executable', async (t) => {
+  t.same(JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')), { type: 'commonjs' }, 'the launchers are CommonJS');
   for (const name of ENTRIES) {
-    const text = readFileSync(join(dir, `${name}.js`), 'utf8');
-    // esbuild writes static and dynamic imports of other files as "./x.js": a bundle that needs one is not self-contained
-    t.notMatch(text, /(?:from|import\()\s*["']\.\.?\//, `${name}.js imports no other file of the tree`);
+    const text = readFileSync(join(dir, `${name}.body.cjs`), 'utf8');
+    // esbuild writes imports and requires of other files as "./x.js": a body that needs one is not self-contained
+    t.notMatch(text, /(?:from|import\(|require\()\s*["']\.\.?\//, `${name}.body.cjs loads no other file of the tree`);
+    t.match(readFileSync(join(dir, `${name}.js`), 'utf8'), `const BODY = "${name}.body.cjs";`, `${name}.js launches ${name}.body.cjs`);
   }
   for (const name of ['kata-ts', 'shim']) {
     const st = statSync(join(dir, `${name}.js`));
@@ -39,6 +41,28 @@ t.test('the bundled CLI finds its files: the addon, the quirks file, the default
   const st = run(['--root', join(packageRoot(), 'dist', 'no-such-root'), 'state', 'nope']);
   t.equal(st.status, 1);
   t.match(st.stderr, /^kata-ts: container 'nope' does not exist: see `kata-ts list`\n$/);
+});
+
+t.test("the launcher's V8 code cache: used when newer than the body, remade when stale or rejected, never trusted blindly", async (t) => {
+  const cache = join(dir, 'kata-ts.body.cjs.v8cache');
+  const version = (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+  const run = (mode = 'report') => {
+    const r = spawnSync(process.execPath, [join(dir, 'kata-ts.js'), '--version'], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, KATA_TS_CODE_CACHE: mode } });
+    t.equal(r.stdout.trim(), version, `--version answers (${mode})`);
+    return r.stderr.trim();
+  };
+  t.ok(existsSync(cache), 'the build made the CLI\'s code cache');
+  t.equal(run(), 'kata-ts code cache: used');
+  // a cache older than the body is never read (V8 itself checks only its version, flags and the source length)
+  const old = new Date(statSync(join(dir, 'kata-ts.body.cjs')).mtimeMs - 60_000);
+  utimesSync(cache, old, old);
+  t.equal(run(), 'kata-ts code cache: none, written', 'a stale cache is ignored and made again');
+  t.equal(run(), 'kata-ts code cache: used');
+  writeFileSync(cache, Buffer.alloc(4096, 0xa5));
+  t.equal(run(), 'kata-ts code cache: rejected, written', 'V8 rejects a damaged cache; the launcher makes a new one');
+  t.equal(run(), 'kata-ts code cache: used');
+  t.equal(run('off'), '', 'KATA_TS_CODE_CACHE=off: no cache read or written, nothing reported');
+  t.same(readdirSync(dir).filter((f) => f.includes('.v8cache.')), [], 'no temporary cache file is left behind');
 });
 
 t.test('modules imported from dist/src are not bundled', async (t) => {
