@@ -50,7 +50,8 @@ if (write || mode === 'report') {
   process.once('exit', () => {
     let wrote = '';
     if (write) {
-      const tmp = `${cacheFile}.${process.pid}`;
+      // unique per writer: the workers of one process share its pid
+      const tmp = `${cacheFile}.${process.pid}.${Math.random().toString(36).slice(2)}`;
       try {
         writeFileSync(tmp, script.createCachedData());
         renameSync(tmp, cacheFile);
