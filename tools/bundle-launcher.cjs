@@ -4,9 +4,10 @@
 //
 // The cache, '<body>.v8cache' beside the body, is used only when it is newer than the body (a rebuilt body never
 // meets an old cache; V8 itself rejects a cache of another V8 version, other flags or another source length).
-// A process that found no usable cache writes one as it exits, with every function it compiled by then, when
-// the directory is writable (tmp file + rename: concurrent writers cannot tear it). KATA_TS_CODE_CACHE=off
-// turns the cache off; =report prints what happened to stderr at exit (tests/unit/bundle.test.ts).
+// A process that found no usable cache writes one as it exits, or after 2 s if it lives longer (a sandbox
+// process, the shim, a device worker), with every function it compiled by then, when the directory is
+// writable (tmp file + rename: concurrent writers cannot tear it). KATA_TS_CODE_CACHE=off turns the cache
+// off; =report prints what happened to stderr at exit (tests/unit/bundle.test.ts).
 'use strict';
 
 const { accessSync, constants: fsConstants, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } = require('node:fs');
@@ -18,6 +19,7 @@ const BODY = 'BODY';
 const body = join(__dirname, BODY);
 const cacheFile = `${body}.v8cache`;
 const mode = process.env.KATA_TS_CODE_CACHE ?? 'on';
+const WRITE_AFTER_MS = 2000;
 
 let cachedData;
 if (mode !== 'off') {
@@ -45,28 +47,34 @@ function writable() {
     return false;
   }
 }
-const write = (outcome === 'none' || outcome === 'rejected') && writable();
-if (write || mode === 'report') {
-  process.once('exit', () => {
-    let wrote = '';
-    if (write) {
-      // unique per writer: the workers of one process share its pid
-      const tmp = `${cacheFile}.${process.pid}.${Math.random().toString(36).slice(2)}`;
-      try {
-        writeFileSync(tmp, script.createCachedData());
-        renameSync(tmp, cacheFile);
-        wrote = ', written';
-      } catch {
-        try {
-          unlinkSync(tmp);
-        } catch {
-          // never made
-        }
-      }
+let pending = (outcome === 'none' || outcome === 'rejected') && writable();
+let wrote = '';
+/** Write the cache once, with every function compiled so far. */
+function writeCache() {
+  if (!pending) return;
+  pending = false;
+  // unique per writer: the workers of one process share its pid
+  const tmp = `${cacheFile}.${process.pid}.${Math.random().toString(36).slice(2)}`;
+  try {
+    writeFileSync(tmp, script.createCachedData());
+    renameSync(tmp, cacheFile);
+    wrote = ', written';
+  } catch {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // never made
     }
+  }
+}
+if (pending || mode === 'report') {
+  process.once('exit', () => {
+    writeCache();
     if (mode === 'report') process.stderr.write(`kata-ts code cache: ${outcome}${wrote}\n`);
   });
 }
+// a long-lived process or a worker (terminate() runs no exit handler) writes it once its start-up is compiled
+if (pending) setTimeout(writeCache, WRITE_AFTER_MS).unref();
 
 const m = new Module(body, module);
 m.filename = body;

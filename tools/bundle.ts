@@ -1,6 +1,6 @@
 // Bundles kata-ts's process and worker entry points with esbuild: dist/bundle/<name>.js for each (a launcher
-// of its body, <name>.body.cjs), built from tsc's output in dist/src (npm run build:ts runs tsc, then this). A cold `kata-ts`
-// process then loads one file instead of ~70 ES modules: resolving, reading and linking those was most of a
+// of its body, <name>.body.cjs), built from tsc's output in dist/src (npm run build:ts runs tsc, then this).
+// A cold `kata-ts` process then loads one file instead of ~70 ES modules: resolving, reading and linking those was most of a
 // cold command's own start-up (bench/results/cli.md has the profile and the before/after).
 //
 // What changes in bundled code:
