@@ -63,7 +63,7 @@ export default tseslint.config(
     files: ['tools/bundle-launcher.cjs'],
     languageOptions: {
       sourceType: 'commonjs',
-      globals: { require: 'readonly', module: 'readonly', __dirname: 'readonly', process: 'readonly' },
+      globals: { require: 'readonly', module: 'readonly', __dirname: 'readonly', process: 'readonly', setTimeout: 'readonly' },
     },
   },
 );
