@@ -13,7 +13,7 @@
 const { accessSync, constants: fsConstants, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } = require('node:fs');
 const Module = require('node:module');
 const { join } = require('node:path');
-const { Script, constants } = require('node:vm');
+const { Script } = require('node:vm');
 
 const BODY = 'BODY';
 const body = join(__dirname, BODY);
@@ -31,11 +31,13 @@ if (mode !== 'off') {
 }
 // a #! line is not JavaScript inside the module wrapper
 const source = readFileSync(body, 'utf8').replace(/^#!.*/, '');
-const script = new Script(Module.wrap(source), {
+// Module.wrap()'s parameters and one more: the body's import() of a module it does not bundle (a device class a
+// spec names) is rewritten by the build to call __kataTsImport, this file's own import(). (Code compiled by
+// vm.Script has no import() of its own without vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER, which on Node 20
+// warns that it is experimental and fails once the code comes from the cache.)
+const script = new Script(`(function (exports, require, module, __filename, __dirname, __kataTsImport) {${source}\n})`, {
   filename: body,
   cachedData,
-  // the body's import() of a module it does not bundle (a device class named by a spec) loads as in any module
-  importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
 });
 const outcome = mode === 'off' ? 'off' : cachedData === undefined ? 'none' : script.cachedDataRejected ? 'rejected' : 'used';
 /** Whether a cache can be written here at all (else making one, a few ms, would be for nothing on every run). */
@@ -78,5 +80,4 @@ if (pending) setTimeout(writeCache, WRITE_AFTER_MS).unref();
 
 const m = new Module(body, module);
 m.filename = body;
-m.paths = Module._nodeModulePaths(__dirname);
-script.runInThisContext()(m.exports, Module.createRequire(body), m, body, __dirname);
+script.runInThisContext()(m.exports, Module.createRequire(body), m, body, __dirname, (specifier) => import(specifier));

@@ -37,60 +37,51 @@ const EXECUTABLES: EntryName[] = ['kata-ts', 'shim'];
 const MARKER = 'const BUNDLED_AT = undefined;';
 const ENTRY_POINT_MODULE = join(dist, 'src', 'contract', 'entry-point.js');
 
-/**
- * Rewrites `import.meta.url` in our modules to their own file's URL, computed from `base` (an expression for the
- * URL of the bundle file being run: `import.meta.url` in ES module output, a constant the banner defines in the
- * CommonJS snapshot script).
- */
-const moduleUrls = (base: string): Plugin => ({
+/** The URL of the bundle body being run: a constant its banner defines (bodies and the snapshot script sit in
+ * dist/bundle, so children and files are found from the same directory). */
+const CJS_BASE = '__kataTsBundleUrl';
+/** What the launcher (tools/bundle-launcher.cjs) passes a body for import(). */
+const IMPORT = '__kataTsImport';
+
+/** Rewrites `import.meta.url` in our modules to their own file's URL, computed from the body's (CJS_BASE). */
+const moduleUrls: Plugin = {
   name: 'kata-ts-module-urls',
   setup(b) {
     b.onLoad({ filter: /\.js$/ }, (args) => {
       if (!args.path.startsWith(join(dist, 'src') + sep)) return undefined;
       let text = readFileSync(args.path, 'utf8');
       const rel = relative(outdir, args.path).split(sep).join('/');
-      text = text.replaceAll('import.meta.url', `new URL(${JSON.stringify(rel)}, ${base}).href`);
+      text = text.replaceAll('import.meta.url', `new URL(${JSON.stringify(rel)}, ${CJS_BASE}).href`);
+      // import() of a computed specifier stays a real import at run time: the launcher passes one in (a string
+      // literal is bundled by esbuild instead)
+      text = text.replace(/\bimport\((?!\s*['"`])/g, `${IMPORT}(`);
       if (args.path === ENTRY_POINT_MODULE) {
         if (!text.includes(MARKER)) throw new Error(`${args.path} lacks '${MARKER}': update tools/bundle.ts with it`);
-        text = text.replace(MARKER, `const BUNDLED_AT = ${base};`);
+        text = text.replace(MARKER, `const BUNDLED_AT = ${CJS_BASE};`);
       }
       return { contents: text, loader: 'js', resolveDir: dirname(args.path) };
     });
   },
-});
-
-/** The URL of the running bundle file in the CommonJS snapshot script (evaluated when the snapshot is built: the
- * snapshot lives beside the bundle, so children and files are found from the same directory). */
-const CJS_BASE = '__kataTsBundleUrl';
+};
 
 /**
- * The CLI as a V8 startup snapshot (node --build-snapshot): the bundled CLI as one CommonJS script, evaluated once
- * at build time (every module's top level; nothing runs: cli/main.ts registers main() as the snapshot's entry),
- * and a launcher `kata-ts-snapshot` (built by `--snapshot`, which bench:cli passes) that starts node from the snapshot (or runs the plain bundle when there is
- * none). A snapshot belongs to the node binary that built it, so the launcher names that binary.
+ * The CLI as a V8 startup snapshot (node --build-snapshot): the CLI's bundle body, evaluated once at build time
+ * (every module's top level; nothing runs: cli/main.ts registers main() as the snapshot's entry), and a launcher
+ * `kata-ts-snapshot` (built by `--snapshot`, which bench:cli passes) that starts node from the snapshot (or runs
+ * the plain bundle when there is none). A snapshot belongs to the node binary that built it, so the launcher
+ * names that binary.
  *
  * Measured (bench:cli, interleaved): on Node 20 a process started from this snapshot is 10-20 ms SLOWER than the
  * plain bundle (deserialising the ~5 MB heap costs more than compiling the bundle lazily, and a user snapshot
  * replaces Node's own), so the package's `kata-ts` is the plain bundle and this stays a measured variant.
  */
-async function buildSnapshot(): Promise<string> {
+function buildSnapshot(): string {
   const script = join(outdir, 'kata-ts.snapshot.cjs');
   const blob = join(outdir, 'kata-ts.blob');
-  await build({
-    entryPoints: [join(dist, ENTRIES['kata-ts'])],
-    outfile: script,
-    bundle: true,
-    format: 'cjs',
-    platform: 'node',
-    target: 'node20',
-    minifyWhitespace: true,
-    minifySyntax: true,
-    // the snapshot builder runs the script with require and __filename but no `module`, which esbuild's CommonJS
-    // output assigns its exports to
-    banner: { js: `const ${CJS_BASE} = require('node:url').pathToFileURL(__filename).href; var module = { exports: {} };` },
-    plugins: [moduleUrls(CJS_BASE)],
-    logLevel: 'warning',
-  });
+  // the snapshot builder runs the script with require and __filename but no `module`, which esbuild's CommonJS
+  // output assigns its exports to; a #! line is not JavaScript past the script's start
+  const body = readFileSync(join(outdir, 'kata-ts.body.cjs'), 'utf8').replace(/^#!.*/, '');
+  writeFileSync(script, `var module = { exports: {} }; var ${IMPORT} = (s) => import(s);${body}`);
   const r = spawnSync(process.execPath, ['--snapshot-blob', blob, '--build-snapshot', script], { encoding: 'utf8', timeout: 120_000 });
   const launcher = join(outdir, 'kata-ts-snapshot');
   const node = JSON.stringify(process.execPath);
@@ -136,10 +127,14 @@ async function main(): Promise<void> {
     minifyWhitespace: true,
     minifySyntax: true,
     banner: { js: `const ${CJS_BASE} = require('node:url').pathToFileURL(__filename).href;` },
-    plugins: [moduleUrls(CJS_BASE)],
+    plugins: [moduleUrls],
     logLevel: 'warning',
     metafile: true,
   });
+  for (const out of Object.keys(res.metafile.outputs)) {
+    // code compiled by the launcher's vm.Script has no import() of its own
+    if (/[^\w$.]import\(/.test(readFileSync(out, 'utf8'))) throw new Error(`${out} still calls import(): tools/bundle.ts must rewrite it`);
+  }
   writeFileSync(join(outdir, 'package.json'), `${JSON.stringify({ type: 'commonjs' })}\n`);
   const launcher = readFileSync(join(dist, '..', 'tools', 'bundle-launcher.cjs'), 'utf8');
   if (!launcher.includes("const BODY = 'BODY';")) throw new Error("tools/bundle-launcher.cjs lacks \"const BODY = 'BODY';\"");
@@ -154,7 +149,7 @@ async function main(): Promise<void> {
   const files = Object.keys(res.metafile.outputs).length + Object.keys(ENTRIES).length + 1;
   for (const name of EXECUTABLES) chmodSync(join(outdir, `${name}.js`), 0o755);
   // the snapshot is a measured variant only (see buildSnapshot): built when bench:cli asks, not by every build
-  const snapshot = process.argv.includes('--snapshot') ? `; ${await buildSnapshot()}` : '';
+  const snapshot = process.argv.includes('--snapshot') ? `; ${buildSnapshot()}` : '';
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   process.stderr.write(`[bundle] ${Object.keys(ENTRIES).length} entry points, ${files} files in ${relative(process.cwd(), outdir) || outdir} (${ms.toFixed(0)} ms)${snapshot}\n`);
 }

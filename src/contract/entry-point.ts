@@ -1,7 +1,7 @@
 // Where the script of a process or worker entry point is. The build bundles the entry points (tools/bundle.ts:
-// dist/bundle/<name>.js each, a launcher of one CommonJS body), so a cold process loads a few files instead of ~70 ES modules; code
-// running from the bundle starts its child processes and workers from the bundle too, and code running from
-// dist/src (tests that import modules directly) starts the unbundled scripts beside it.
+// dist/bundle/<name>.js each, a launcher of one CommonJS body), so a cold process loads a few files instead of
+// ~70 ES modules; code running from the bundle starts its child processes and workers from the bundle too, and
+// code running from dist/src (tests that import modules directly) starts the unbundled scripts beside it.
 
 /** Set by tools/bundle.ts to the bundle's own URL (every bundle file sits in one directory). */
 const BUNDLED_AT: string | undefined = undefined;

@@ -82,9 +82,9 @@ export function vhostUserDeviceArgs(a: VhostUserAttachment, index: number): stri
  * a device read (virtio-fs READ, virtio-blk), QEMU may run its stale translation of the old code. Seen as
  * busybox dying of SIGSEGV at an ip inside an instruction: in a loop of 20 execs per sandbox, 6 of 20
  * sandboxes were hit (16 of 400 execs failed), and none of 20 (0 of 400) with the parameter, at no measurable
- * cost to `kata-ts run`. With init_on_alloc=1 the guest
- * zeroes every page it allocates, a CPU write that drops the page's translations before the device fills it.
- * KVM runs guest code natively and caches nothing, so it is left alone.
+ * cost to `kata-ts run`. With init_on_alloc=1 the guest zeroes every page it allocates, a CPU write that drops
+ * the page's translations before the device fills it. KVM runs guest code natively and caches nothing, so it is
+ * left alone.
  */
 export function qemuCmdline(cmdline: string, accel: Accelerator, vhostUser: boolean): string {
   if (accel !== 'tcg' || !vhostUser) return cmdline;

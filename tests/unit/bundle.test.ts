@@ -4,7 +4,8 @@
 // oci-lifecycle checks that their sandbox process and stdio relay start from the bundle.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { isBundled } from '../../src/contract/entry-point.js';
@@ -63,6 +64,33 @@ t.test("the launcher's V8 code cache: used when newer than the body, remade when
   t.equal(run(), 'kata-ts code cache: used');
   t.equal(run('off'), '', 'KATA_TS_CODE_CACHE=off: no cache read or written, nothing reported');
   t.same(readdirSync(dir).filter((f) => f.includes('.v8cache.')), [], 'no temporary cache file is left behind');
+});
+
+t.test("the launcher on a body of its own: #! line, __filename, import() of a module the body does not bundle, with and without the cache", async (t) => {
+  const d = mkdtempSync(join(tmpdir(), 'kata-ts-launcher-'));
+  t.teardown(() => rmSync(d, { recursive: true, force: true }));
+  writeFileSync(join(d, 'package.json'), '{"type":"commonjs"}\n');
+  const launcher = readFileSync(join(packageRoot(), 'tools', 'bundle-launcher.cjs'), 'utf8');
+  writeFileSync(join(d, 'x.js'), launcher.replace("const BODY = 'BODY';", 'const BODY = "x.body.cjs";'));
+  writeFileSync(join(d, 'dev.mjs'), 'export const answer = 42;\n');
+  writeFileSync(
+    join(d, 'x.body.cjs'),
+    // as the build writes a computed import(): a call of the launcher's own import()
+    "#!/usr/bin/env node\n__kataTsImport(require('node:url').pathToFileURL(require('node:path').join(__dirname, 'dev.mjs')).href).then((m) => console.log(m.answer, require('node:path').basename(__filename), process.argv.slice(2).join(',')));\n",
+  );
+  const run = () => spawnSync(process.execPath, [join(d, 'x.js'), 'a', 'b'], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, KATA_TS_CODE_CACHE: 'report' } });
+  const first = run();
+  t.equal(first.stdout, '42 x.body.cjs a,b\n', `the body ran with its own __filename and the arguments, and import() loaded an ES module: ${first.stderr}`);
+  t.equal(first.stderr, 'kata-ts code cache: none, written\n');
+  t.ok(existsSync(join(d, 'x.body.cjs.v8cache')));
+  const second = run();
+  t.equal(second.stdout, first.stdout);
+  t.equal(second.stderr, 'kata-ts code cache: used\n', 'no warning either');
+});
+
+t.test('the bundles keep no import() of their own, and the device worker imports a device class through the launcher', async (t) => {
+  for (const name of ENTRIES) t.notMatch(readFileSync(join(dir, `${name}.body.cjs`), 'utf8'), /[^\w$.]import\(/, `${name}.body.cjs`);
+  t.match(readFileSync(join(dir, 'device-worker.body.cjs'), 'utf8'), /__kataTsImport\(spec\.module\)/, "the registry's import(spec.module) calls the launcher's");
 });
 
 t.test('modules imported from dist/src are not bundled', async (t) => {
